@@ -1,0 +1,35 @@
+"""Shared fixtures: small real data built by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+# Tests never reach a model hub; the packaged MiniLM and test-made checkpoints are local.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WORKBENCH_ANNOTATOR", "tester")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """A folder of real PNG/JPEG files in two class sub-folders, plus junk to ignore."""
+    from PIL import Image
+
+    root = tmp_path / "images"
+    for label, colour in (("cats", (200, 30, 30)), ("dogs", (30, 30, 200))):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (16, 12), colour).save(root / label / f"{i}.png")
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(root / "loose.jpg")
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden").mkdir()
+    Image.new("RGB", (8, 8)).save(root / ".hidden" / "x.png")
+    return root

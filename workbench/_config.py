@@ -1,0 +1,212 @@
+"""Every default in one place, each with the reason it was chosen.
+
+Modules import these names instead of repeating literals, so that a change of default is
+one edit and the reason travels with the number.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACTIVE_BATCH_SIZE",
+    "ACTIVE_POOL_FACTOR",
+    "ANNOTATOR_ENV",
+    "CLIP_MODEL",
+    "CLIP_PRETRAINED",
+    "CLUSTER_SEED",
+    "DEFAULT_ANNOTATOR",
+    "DEMO_DIGITS_SIZE",
+    "DINO_IMAGE_SIZE",
+    "DINO_MODEL",
+    "EMBED_BATCH_SIZE_CPU",
+    "EMBED_BATCH_SIZE_GPU",
+    "EMBED_CACHE_MAX_CHUNKS",
+    "EMBED_CHUNK_SECONDS",
+    "EMBED_CHUNK_SIZE",
+    "EMBED_MAX_WORKERS",
+    "EMBED_MIN_ITEMS_FOR_WORKERS",
+    "EXACT_INDEX_MAX_ITEMS",
+    "GALLERY_PAGE_SIZE",
+    "GRAPH_RECALL_SAMPLE",
+    "GRAPH_TARGET_RECALL",
+    "GROUP_SAMPLE_SIZE",
+    "IMAGE_EXTENSIONS",
+    "ISSUES_KNN_K",
+    "IVF_START_NPROBE",
+    "KNN_K",
+    "LABEL_SOURCES",
+    "LAYOUT_MIN_DIST",
+    "LAYOUT_SEED",
+    "MACHINE_SOURCES",
+    "MAP_HEIGHT",
+    "MAP_POINT_SIZE",
+    "MAX_IMAGE_PIXELS",
+    "NEAR_DUPLICATE_SIMILARITY",
+    "NEIGHBOR_BLOCK_BYTES",
+    "PROBE_CV_FOLDS",
+    "PROBE_KFOLD_MAX_LABELS",
+    "PROBE_L2_GRID",
+    "PROBE_MAX_ITER",
+    "PROJECT_FILE",
+    "PROJECT_FORMAT_VERSION",
+    "PROPAGATION_ALPHA",
+    "PROPAGATION_MAX_ITER",
+    "PROPAGATION_TOL",
+    "QUICK_LAYOUT_EPOCHS",
+    "RETRAIN_DELAY_S",
+    "SPLIT_SEED",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "TEXT_MODEL",
+    "THUMBNAIL_FORMAT",
+    "THUMBNAIL_QUALITY",
+    "THUMBNAIL_SIZE",
+    "ZEROSHOT_TEMPLATES",
+]
+
+#: File that marks a folder as a workbench project; JSON, human-readable on purpose.
+PROJECT_FILE = "workbench.json"
+#: Bumped when the on-disk layout changes incompatibly; opening checks it.
+PROJECT_FORMAT_VERSION = 1
+
+#: Who is labelling when nobody says: the OS user, overridable for shared machines.
+ANNOTATOR_ENV = "WORKBENCH_ANNOTATOR"
+DEFAULT_ANNOTATOR = "anonymous"
+
+#: Where a label came from. Only "human" labels are ground truth; the others are machine
+#: labels kept beside them and never allowed to overwrite a human label.
+LABEL_SOURCES = ("human", "propagated", "probe", "zeroshot")
+MACHINE_SOURCES = ("propagated", "probe", "zeroshot")
+
+#: Seconds-scale waits are normal when two kernels label one project; 30 s avoids spurious
+#: "database is locked" while still failing loudly if a writer hangs.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: Suffixes read as images by the folder loader (lower-cased). Anything else is ignored
+#: (listed in the load report), so a stray .txt or .DS_Store never breaks a load.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+#: Pillow's decompression-bomb guard, set explicitly (≈ 179 Mpx, Pillow's own default) so
+#: that a hostile file fails fast with a clear message instead of exhausting memory.
+MAX_IMAGE_PIXELS = 178_956_970
+
+#: Neighbours per item in the one kNN graph: UMAP's default, and enough for propagation.
+KNN_K = 15
+
+#: Side of the demo digit PNGs: scikit-learn's 8×8 digits upscaled so thumbnails are legible.
+DEMO_DIGITS_SIZE = 64
+
+#: Seed for train/val splits in exports, so an export is reproducible unless asked otherwise.
+SPLIT_SEED = 0
+
+# -- learning (workbench.learn) ------------------------------------------------------------------
+
+#: Label-spreading weight of the neighbours against the item's own label (Zhou et al. 2004):
+#: near 1 lets labels travel far along the graph, which is what few labels need.
+PROPAGATION_ALPHA = 0.99
+#: Relative residual at which the conjugate-gradient spreading stops: well below the gaps
+#: between class scores that decide a label, so further iterations change no prediction.
+PROPAGATION_TOL = 1e-4
+#: Safety cap on spreading iterations; CG converges in ~sqrt(1/(1-alpha)) · few = ~100.
+PROPAGATION_MAX_ITER = 500
+
+#: L2 strengths tried for the linear probe (on standardised features, mean loss): from
+#: almost none (thousands of labels) to strong (a handful of labels).
+PROBE_L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+#: Folds for choosing the L2 strength and for out-of-fold probabilities (label issues).
+PROBE_CV_FOLDS = 5
+#: Above this many human labels one held-out split replaces k folds: the choice of L2 is
+#: already stable and k-fold would cost k times a retrain the user is waiting for.
+PROBE_KFOLD_MAX_LABELS = 5000
+#: L-BFGS iterations per probe fit: softmax regression converges well within this.
+PROBE_MAX_ITER = 100
+
+#: Seconds the background retrainer waits after a label change before fitting, so a burst
+#: of clicks costs one retrain, not one per click.
+RETRAIN_DELAY_S = 0.5
+
+#: Items per "what to label next" batch and review queue: one screen of thumbnails.
+ACTIVE_BATCH_SIZE = 12
+#: Uncertain candidates considered per slot of a batch before picking diverse ones.
+ACTIVE_POOL_FACTOR = 10
+#: Members shown of a proposed group before labelling it as a whole (one screen).
+GROUP_SAMPLE_SIZE = 12
+#: Seed of k-means and of the samples shown, so proposals are reproducible.
+CLUSTER_SEED = 0
+#: Labelled neighbours that vote on whether a human label looks wrong.
+ISSUES_KNN_K = 10
+
+#: Prompt templates averaged per class for CLIP zero-shot (a subset of CLIP's ImageNet
+#: set: averaging a few templates is worth several points over one).
+ZEROSHOT_TEMPLATES = (
+    "a photo of a {}.",
+    "a photo of the {}.",
+    "a close-up photo of a {}.",
+    "a bright photo of a {}.",
+    "a drawing of a {}.",
+    "a photo of a small {}.",
+    "a photo of a large {}.",
+)
+
+# -- embeddings ---------------------------------------------------------------------------
+
+#: CLIP default: ViT-B-32 on LAION-2B, the usual quality/speed point (fast enough on a CPU).
+CLIP_MODEL = "ViT-B-32"
+CLIP_PRETRAINED = "laion2b_s34b_b79k"
+#: DINOv2 default: the small ViT (21M parameters), strong image-to-image neighbours on a CPU.
+DINO_MODEL = "vit_small_patch14_dinov2.lvd142m"
+#: DINOv2 input side: the paper's linear-probe resolution; timm's 518 costs ~5x more compute.
+DINO_IMAGE_SIZE = 224
+#: Text default: sentence-transformers' all-round small model, bundled offline as a package.
+TEXT_MODEL = "all-MiniLM-L6-v2"
+#: Items per forward pass: small on CPU (latency, memory), large on a GPU (fill the device).
+EMBED_BATCH_SIZE_CPU = 32
+EMBED_BATCH_SIZE_GPU = 256
+#: Decode workers at most: beyond 4, JPEG decoding outpaces a ViT-B forward on any CPU/GPU pair.
+EMBED_MAX_WORKERS = 4
+#: Below this many images, starting worker processes costs more than it saves.
+EMBED_MIN_ITEMS_FOR_WORKERS = 64
+#: Items per cache chunk: a kill loses at most one chunk of work; fewer files to read back.
+EMBED_CHUNK_SIZE = 512
+#: ...or this many seconds of work, whichever comes first, so a slow CPU run also resumes.
+EMBED_CHUNK_SECONDS = 30.0
+#: After a run, more chunk files than this are merged into one, so reopening stays fast.
+EMBED_CACHE_MAX_CHUNKS = 64
+
+# -- neighbours and layout (neighbors.py, layout.py) -----------------------------------------
+#: Up to this many items the index and graph are exact (flat inner product): an exact graph of
+#: 20k × 512 takes seconds on 2 cores, and exact answers need no recall check.
+EXACT_INDEX_MAX_ITEMS = 20_000
+#: Approximate graphs and indexes must find at least this share of the true k neighbours;
+#: checked on a sample after every build, cells scanned are doubled until it holds.
+GRAPH_TARGET_RECALL = 0.95
+#: Items whose exact neighbours are computed to check recall: a standard error of ~0.003 at
+#: recall 0.95 with k=15, for under a second of work at 100k × 512.
+GRAPH_RECALL_SAMPLE = 500
+#: Cells (of ~sqrt(N)) scanned per query to start with; 8 reached recall 0.99 on clustered
+#: 512-d data in measurements, and the recall check raises it when data are harder.
+IVF_START_NPROBE = 8
+#: Largest similarity block held at once while building graphs, so memory stays bounded
+#: (a few times the raw vectors at most) whatever N is.
+NEIGHBOR_BLOCK_BYTES = 128 * 2**20
+#: Cosine similarity above which two items count as near-duplicates: re-encodes, resizes and
+#: crops of one image sit above 0.97 with CLIP, distinct photos of one scene below.
+NEAR_DUPLICATE_SIMILARITY = 0.97
+#: Seed of the 2-D map, so a reopened project shows the same picture.
+LAYOUT_SEED = 0
+#: UMAP's default: tight enough to see clusters, loose enough to lasso inside them.
+LAYOUT_MIN_DIST = 0.1
+#: Epochs of the first, quick map shown while the full one runs (UMAP's default is 200-500).
+QUICK_LAYOUT_EPOCHS = 30
+
+#: Longest side of a hover/gallery thumbnail in pixels: legible, and ~2-6 kB as WebP.
+THUMBNAIL_SIZE = 128
+#: WebP is several times smaller than PNG for photos and every current browser shows it.
+THUMBNAIL_FORMAT = "webp"
+#: WebP quality: thumbnails are for recognising an item, not for pixel inspection.
+THUMBNAIL_QUALITY = 80
+#: Height of the map in pixels: fits a laptop screen beside the palette and legend.
+MAP_HEIGHT = 520
+#: Point size in pixels at the default zoom; smaller points for big collections keep
+#: structure visible instead of one solid blob (see widgets.scatter.default_point_size).
+MAP_POINT_SIZE = 6
+#: Cards per gallery page: two rows on a wide notebook, few enough thumbnails to send fast.
+GALLERY_PAGE_SIZE = 24
