@@ -12,6 +12,9 @@ __all__ = [
     "ANNOTATOR_ENV",
     "CLIP_MODEL",
     "CLIP_PRETRAINED",
+    "CLUSTER_COUNT_MAX",
+    "CLUSTER_COUNT_MIN",
+    "CLUSTER_ITEMS_PER_CLUSTER",
     "CLUSTER_SEED",
     "DEFAULT_ANNOTATOR",
     "DEMO_DIGITS_SIZE",
@@ -22,6 +25,7 @@ __all__ = [
     "EMBED_CACHE_MAX_CHUNKS",
     "EMBED_CHUNK_SECONDS",
     "EMBED_CHUNK_SIZE",
+    "EMBED_CPU_WORKERS",
     "EMBED_MAX_WORKERS",
     "EMBED_MIN_ITEMS_FOR_WORKERS",
     "EXACT_INDEX_MAX_ITEMS",
@@ -46,6 +50,7 @@ __all__ = [
     "PROBE_KFOLD_MAX_LABELS",
     "PROBE_L2_GRID",
     "PROBE_MAX_ITER",
+    "PROBE_MIN_LABELS",
     "PROJECT_FILE",
     "PROJECT_FORMAT_VERSION",
     "PROPAGATION_ALPHA",
@@ -53,6 +58,7 @@ __all__ = [
     "PROPAGATION_TOL",
     "QUICK_LAYOUT_EPOCHS",
     "RETRAIN_DELAY_S",
+    "SPECTRAL_DIMS",
     "SPLIT_SEED",
     "SQLITE_BUSY_TIMEOUT_MS",
     "TEXT_MODEL",
@@ -131,6 +137,8 @@ ACTIVE_POOL_FACTOR = 10
 GROUP_SAMPLE_SIZE = 12
 #: Seed of k-means and of the samples shown, so proposals are reproducible.
 CLUSTER_SEED = 0
+#: Eigenvectors of the kNN graph used to cluster along it: a few per expected class.
+SPECTRAL_DIMS = 32
 #: Labelled neighbours that vote on whether a human label looks wrong.
 ISSUES_KNN_K = 10
 
@@ -162,6 +170,10 @@ EMBED_BATCH_SIZE_CPU = 32
 EMBED_BATCH_SIZE_GPU = 256
 #: Decode workers at most: beyond 4, JPEG decoding outpaces a ViT-B forward on any CPU/GPU pair.
 EMBED_MAX_WORKERS = 4
+#: Decode workers when the model runs on the CPU: decoding costs ~5 ms of CPU per photo
+#: against ~170 ms for a ViT-B-32 forward, so one worker keeps up; more only take cores
+#: from the forward pass (measured in benchmarks/embed_throughput.py).
+EMBED_CPU_WORKERS = 1
 #: Below this many images, starting worker processes costs more than it saves.
 EMBED_MIN_ITEMS_FOR_WORKERS = 64
 #: Items per cache chunk: a kill loses at most one chunk of work; fewer files to read back.
@@ -181,12 +193,12 @@ GRAPH_TARGET_RECALL = 0.95
 #: Items whose exact neighbours are computed to check recall: a standard error of ~0.003 at
 #: recall 0.95 with k=15, for under a second of work at 100k × 512.
 GRAPH_RECALL_SAMPLE = 500
-#: Cells (of ~sqrt(N)) scanned per query to start with; 8 reached recall 0.99 on clustered
-#: 512-d data in measurements, and the recall check raises it when data are harder.
+#: Cells (of ~sqrt(N)) an IVF index scans per query to start with; 8 reached recall 0.99 on
+#: clustered 512-d data in measurements, and the recall check doubles it when data are harder.
 IVF_START_NPROBE = 8
-#: Largest similarity block held at once while building graphs, so memory stays bounded
-#: (a few times the raw vectors at most) whatever N is.
-NEIGHBOR_BLOCK_BYTES = 128 * 2**20
+#: Largest similarity block held at once while building graphs (its top-k scratch adds 2x
+#: more), so the graph costs ~100 MiB beyond the vectors whatever N is.
+NEIGHBOR_BLOCK_BYTES = 32 * 2**20
 #: Cosine similarity above which two items count as near-duplicates: re-encodes, resizes and
 #: crops of one image sit above 0.97 with CLIP, distinct photos of one scene below.
 NEAR_DUPLICATE_SIMILARITY = 0.97
@@ -210,3 +222,14 @@ MAP_HEIGHT = 520
 MAP_POINT_SIZE = 6
 #: Cards per gallery page: two rows on a wide notebook, few enough thumbnails to send fast.
 GALLERY_PAGE_SIZE = 24
+
+# -- session ---------------------------------------------------------------------------------
+
+#: Proposed clusters: about one per this many items, so a cluster fits a few gallery pages,
+#: between these bounds (fewer than 2 says nothing; more than 64 no longer fits a legend).
+CLUSTER_ITEMS_PER_CLUSTER = 60
+CLUSTER_COUNT_MIN = 2
+CLUSTER_COUNT_MAX = 64
+#: Human labels before the probe trains: below this, its held-out accuracy is noise and
+#: propagation alone predicts better.
+PROBE_MIN_LABELS = 10
