@@ -7,7 +7,7 @@ JS_BUNDLE := workbench/widgets/static/scatter.js
 
 .PHONY: env lab test lint browser-deps js clean
 
-env: $(STAMP)
+env: $(STAMP) $(JS_BUNDLE)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,12 +18,24 @@ $(STAMP): pyproject.toml
 lab: env
 	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb
 
-test: env
+test: env browser-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: env
 	$(PY) -m ruff check .
+
+# The widgets' front end: npm packages (regl-scatterplot) bundled by esbuild into one ESM
+# file per widget, so nothing is fetched from the network when a notebook runs.
+js: $(JS_BUNDLE)
+
+$(JS_BUNDLE): js/package.json js/package-lock.json $(wildcard js/*.js) js/build.mjs
+	command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+	cd js && npm ci --no-audit --no-fund && node build.mjs
+
+# The browser tests drive Debian's chromium (needs root, as in CI).
+browser-deps:
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _tiny_models import TINY_CLIP, save_tiny_clip
 from PIL import Image
 
 from workbench.embed import (
@@ -21,35 +22,13 @@ from workbench.embed import (
 )
 from workbench.items import from_folder
 
-TINY_CLIP = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16,
-                   "head_width": 16},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
-                 "layers": 1},
-}
 TINY_VIT = {"embed_dim": 32, "depth": 1, "num_heads": 2, "img_size": 28}
-
-
-def _save_tiny_clip(folder: Path, seed: int) -> dict:
-    """A Hugging Face style open_clip folder: open_clip_config.json + safetensors weights."""
-    import open_clip
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    model = open_clip.CLIP(**TINY_CLIP)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "open_clip_model.safetensors"))
-    (folder / "open_clip_config.json").write_text(
-        json.dumps({"model_cfg": TINY_CLIP, "preprocess_cfg": {}}))
-    return state
 
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-clip")
-    state = _save_tiny_clip(folder, seed=0)
+    state = save_tiny_clip(folder, seed=0)
     return folder, state
 
 
@@ -127,14 +106,14 @@ def test_clip_checkpoint_is_read_without_unpickling(tiny_clip, tmp_path):
 
 def test_new_weights_in_the_same_folder_get_new_vectors(tmp_path, photos):
     folder = tmp_path / "clip"
-    _save_tiny_clip(folder, seed=1)
+    save_tiny_clip(folder, seed=1)
     items = from_folder(photos)
     first = ClipEmbedder(str(folder), device="cpu")
     r1 = embed_items(items, first, cache_dir=tmp_path / "cache", progress=False, num_workers=2,
                      batch_size=3)
     assert set(r1.skipped) == {"broken.jpg"} and len(r1.ids) == 7
     assert r1.n_computed == 7 and np.isfinite(r1.vectors).all()
-    _save_tiny_clip(folder, seed=2)  # same path, other weights
+    save_tiny_clip(folder, seed=2)  # same path, other weights
     second = ClipEmbedder(str(folder), device="cpu")
     assert second.name != first.name
     r2 = embed_items(items, second, cache_dir=tmp_path / "cache", progress=False,

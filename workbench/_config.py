@@ -17,6 +17,7 @@ __all__ = [
     "CLUSTER_ITEMS_PER_CLUSTER",
     "CLUSTER_SEED",
     "DEFAULT_ANNOTATOR",
+    "DEFAULT_PROBE_WEIGHT",
     "DEMO_DIGITS_SIZE",
     "DINO_IMAGE_SIZE",
     "DINO_MODEL",
@@ -51,6 +52,8 @@ __all__ = [
     "PROBE_L2_GRID",
     "PROBE_MAX_ITER",
     "PROBE_MIN_LABELS",
+    "PROBE_SELECT_LABELS",
+    "PROBE_WEIGHT_GRID",
     "PROJECT_FILE",
     "PROJECT_FORMAT_VERSION",
     "PROPAGATION_ALPHA",
@@ -122,6 +125,9 @@ PROBE_CV_FOLDS = 5
 #: Above this many human labels one held-out split replaces k folds: the choice of L2 is
 #: already stable and k-fold would cost k times a retrain the user is waiting for.
 PROBE_KFOLD_MAX_LABELS = 5000
+#: Above PROBE_KFOLD_MAX_LABELS, the L2 strength is chosen on a subsample of this many
+#: labels (one held-out split), then rescaled: selection costs a fraction of the final fit.
+PROBE_SELECT_LABELS = 2000
 #: L-BFGS iterations per probe fit: softmax regression converges well within this.
 PROBE_MAX_ITER = 100
 
@@ -233,3 +239,7 @@ CLUSTER_COUNT_MAX = 64
 #: Human labels before the probe trains: below this, its held-out accuracy is noise and
 #: propagation alone predicts better.
 PROBE_MIN_LABELS = 10
+#: Probe weights tried when mixing probe and propagation (chosen on held-out human labels),
+#: and the weight used when too few labels are held out to choose.
+PROBE_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+DEFAULT_PROBE_WEIGHT = 0.5

@@ -111,11 +111,14 @@ class KnnGraph:
         return idx, dist
 
     def save(self, folder: str | os.PathLike[str], name: str = "knn") -> None:
-        """Write ``{name}-indices.npy`` and ``{name}-similarities.npy`` into ``folder``."""
+        """Write ``{name}-indices.npy``, ``{name}-similarities.npy`` and ``{name}.json``
+        (the recall estimate) into ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _save_npy(folder / f"{name}-indices.npy", self.indices)
         _save_npy(folder / f"{name}-similarities.npy", self.similarities)
+        (folder / f"{name}.json").write_text(json.dumps({"recall_estimate": self.recall_estimate}))
+        # Indices last: their presence is what marks a complete cache entry.
+        _save_npy(folder / f"{name}-indices.npy", self.indices)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], name: str = "knn") -> KnnGraph:
@@ -128,7 +131,9 @@ class KnnGraph:
                 f"graph files in {folder} disagree ({idx.shape} vs {sims.shape}); "
                 "delete them to rebuild the graph"
             )
-        return cls(indices=idx.astype(np.int64, copy=False), similarities=sims)
+        meta = folder / f"{name}.json"
+        recall = json.loads(meta.read_text()).get("recall_estimate") if meta.exists() else None
+        return cls(idx.astype(np.int64, copy=False), sims, recall_estimate=recall)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -137,9 +142,14 @@ class KnnGraph:
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (float32 copy); zero rows stay zero."""
     x = np.array(vectors, dtype=np.float32, copy=True)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms = _norms(x)[:, None]
     np.divide(x, norms, out=x, where=norms > 0)
     return x
+
+
+def _norms(x: np.ndarray) -> np.ndarray:
+    # einsum, unlike np.linalg.norm, makes no (N, D) temporary: a full extra copy at scale.
+    return np.sqrt(np.einsum("ij,ij->i", x, x))
 
 
 def _unit(vectors: Any, *, name: str = "vectors", dim: int | None = None) -> np.ndarray:
@@ -152,7 +162,7 @@ def _unit(vectors: Any, *, name: str = "vectors", dim: int | None = None) -> np.
             f"{name} have {x.shape[1]} dimensions but the index holds {dim}-dimensional "
             "vectors; embed them with the same model as the collection"
         )
-    norms = np.linalg.norm(x, axis=1)
+    norms = _norms(x)
     # Already-normalised embeddings (the usual case) are used in place: a second copy of a
     # large collection would double peak memory.
     if np.all(np.abs(norms - 1.0) < 1e-4):
@@ -216,10 +226,15 @@ def _rows_per_block(width: int) -> int:
 
 
 def _topk_rows(sims: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` of each row of ``sims`` (Q, M) as (ids (Q, k) int64, sims (Q, k))."""
+    """Top-``k`` of each row of ``sims`` (Q, M) as (ids (Q, k) int64, sims (Q, k)).
+
+    ``sims`` is used as scratch space (left with its original values).
+    """
     m = sims.shape[1]
     if m > k:
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        # Negated in place (callers pass a scratch block): one block-sized copy fewer.
+        part = np.argpartition(np.negative(sims, out=sims), k - 1, axis=1)[:, :k]
+        np.negative(sims, out=sims)
     else:
         part = np.broadcast_to(np.arange(m), sims.shape).copy()
     top = np.take_along_axis(sims, part, axis=1)
@@ -314,6 +329,7 @@ class NeighborIndex:
         if kind == "ivf":
             self._cpu.nprobe = self.nprobe
         self._search_index = None  # GPU clone, made lazily and dropped on add
+        self.recall_estimate: float | None = 1.0 if kind == "flat" else None
 
     # construction
 
@@ -408,7 +424,7 @@ class NeighborIndex:
     def vectors(self, items: Sequence[int] | np.ndarray) -> np.ndarray:
         """Stored (normalised) vectors of ``items`` (positions), (len(items), D) float32."""
         items = self._check_items(items)
-        return np.vstack([self._cpu.reconstruct(int(i)) for i in items]).astype(np.float32)
+        return np.asarray(self._cpu.reconstruct_batch(items), dtype=np.float32)
 
     # mutation
 
@@ -522,7 +538,7 @@ class NeighborIndex:
             "dim": self.dim,
             "n": self.n,
             "nprobe": self.nprobe,
-            "recall_estimate": getattr(self, "recall_estimate", None),
+            "recall_estimate": self.recall_estimate,
         }
         path.with_name(path.name + ".json").write_text(json.dumps(meta, indent=1))
 
@@ -593,8 +609,7 @@ def build_knn_graph(
     if cache_dir is not None:
         name = "knn-" + vectors_key(x, extra=(k, method, target_recall, seed))
         if (Path(cache_dir) / f"{name}-indices.npy").exists():
-            g = KnnGraph.load(cache_dir, name)
-            return KnnGraph(g.indices, g.similarities, 1.0 if method == "exact" else None)
+            return KnnGraph.load(cache_dir, name)
     k_eff = min(k, n - 1)
     if method == "exact":
         idx, sims = _exact_graph(x, k_eff)
@@ -647,45 +662,57 @@ def _ivf_graph(
     assign = assign.ravel()
     order = np.argsort(assign, kind="stable")
     starts = np.r_[0, np.cumsum(np.bincount(assign, minlength=nlist))]
+    _, near = quantizer.search(centroids, nlist)  # every cell's cells, nearest first
 
+    # Choose nprobe on a sample before the one full pass. An item's answer is the exact
+    # top-k among its candidates, so a true neighbour is found exactly when its cell is
+    # among the nprobe cells scanned for the item's cell: the sample's recall at every
+    # nprobe follows from the cells' ranks, with no search. The smallest nprobe whose
+    # recall clears the target by two standard errors is used.
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=min(GRAPH_RECALL_SAMPLE, n), replace=False))
     exact, _ = _exact_neighbors(x, sample, k)
-    nprobe = min(IVF_START_NPROBE, nlist)
-    while True:
-        idx, sims = _cell_blocked_search(x, k, quantizer, centroids, order, starts, nprobe)
-        recall = _recall(idx[sample], exact)
-        log.info("kNN graph: nlist=%d nprobe=%d recall@%d=%.3f", nlist, nprobe, k, recall)
-        if recall >= target_recall or nprobe >= nlist:
-            return idx, sims, recall
-        nprobe = min(nlist, nprobe * 2)
+    rank = np.empty((nlist, nlist), np.int64)
+    rank[np.arange(nlist)[:, None], near] = np.arange(nlist)[None, :]
+    valid = exact >= 0
+    ranks = rank[assign[sample][:, None], assign[np.where(valid, exact, 0)]][valid]
+    found = np.bincount(ranks, minlength=nlist).cumsum() / max(ranks.size, 1)
+    margin = 2 * np.sqrt(np.maximum(found * (1 - found), 1e-4) / max(ranks.size, 1))
+    ok = np.flatnonzero(found - margin >= target_recall)
+    nprobe = int(ok[0]) + 1 if ok.size else nlist
+    recall = float(found[nprobe - 1])
+    log.info("kNN graph: nlist=%d nprobe=%d sample recall@%d=%.4f", nlist, nprobe, k, recall)
+    idx, sims = _cell_blocked_search(x, k, near[:, :nprobe], order, starts)
+    return idx, sims, recall
 
 
-def _cell_blocked_search(x, k, quantizer, centroids, order, starts, nprobe):
-    """Each cell's items against all items of the ``nprobe`` cells nearest its centroid.
+def _cell_blocked_search(x, k, near, order, starts):
+    """Each cell's items against all items of the cells listed in ``near`` (nlist, nprobe).
 
     One dense matrix product per cell instead of one scan per query: the graph's queries
     are the collection itself, so items of a cell share their candidate cells.
     """
     n = x.shape[0]
-    nlist = centroids.shape[0]
-    _, near = quantizer.search(centroids, nprobe)
     idx = np.full((n, k), -1, np.int64)
     sims = np.zeros((n, k), np.float32)
-    for c in range(nlist):
+    where = np.full(n, -1, np.int64)  # column of each item in the current candidate list
+    for c in range(near.shape[0]):
         members = order[starts[c] : starts[c + 1]]
         if members.size == 0:
             continue
         cand = np.concatenate([order[starts[j] : starts[j + 1]] for j in near[c] if j >= 0])
         if cand.size <= k:  # tiny neighbourhood of cells: compare with everything
             cand = np.arange(n)
+        where[cand] = np.arange(cand.size)
         base = x[cand]
         step = _rows_per_block(cand.size)
         for s0 in range(0, members.size, step):
             q = members[s0 : s0 + step]
             s = x[q] @ base.T
-            s[cand[None, :] == q[:, None]] = -np.inf
+            col = where[q]
+            s[np.flatnonzero(col >= 0), col[col >= 0]] = -np.inf  # each item itself
             idx[q], sims[q] = _topk_rows(s, cand, k)
+        where[cand] = -1
     return idx, sims
 
 
@@ -713,14 +740,13 @@ def update_knn_graph(
 
     # Old rows: exact top-min(k, M) among the new items, merged with the current row.
     k_new = min(k, m)
-    old_vecs_needed = np.arange(n_old)
     cand_idx = np.empty((n_old, k_new), np.int64)
     cand_sims = np.empty((n_old, k_new), np.float32)
     step = _rows_per_block(m)
     for start in range(0, n_old, step):
-        rows = old_vecs_needed[start : start + step]
-        s = index.vectors(rows) @ new.T if index.kind == "ivf" else _flat_rows(index, rows) @ new.T
-        cand_idx[rows], cand_sims[rows] = _topk_rows(s, positions, k_new)
+        stop = min(n_old, start + step)
+        s = index._cpu.reconstruct_n(start, stop - start) @ new.T
+        cand_idx[start:stop], cand_sims[start:stop] = _topk_rows(s, positions, k_new)
     old_sims = np.where(graph.indices >= 0, graph.similarities, -np.inf)
     merged_i = np.hstack([graph.indices, cand_idx])
     merged_s = np.hstack([old_sims, cand_sims])
@@ -734,14 +760,6 @@ def update_knn_graph(
         similarities=np.vstack([old_s.astype(np.float32), new_sims]),
         recall_estimate=graph.recall_estimate,
     )
-
-
-def _flat_rows(index: NeighborIndex, rows: np.ndarray) -> np.ndarray:
-    """Rows of a flat index read straight from its storage (no per-item reconstruct)."""
-    import faiss
-
-    flat = faiss.rev_swig_ptr(index._cpu.get_xb(), index.n * index.dim)
-    return np.asarray(flat).reshape(index.n, index.dim)[rows]
 
 
 # -- read off the graph ----------------------------------------------------------------------

@@ -83,6 +83,8 @@ class Project:
         *,
         vectors: Any = None,
         check: bool = True,
+        skipped: dict[str, str] | None = None,
+        meta: dict[str, Any] | None = None,
         annotator: str | None = None,
     ) -> Project:
         """Make ``path`` a project holding ``items`` (from a loader in :mod:`workbench.items`).
@@ -93,6 +95,8 @@ class Project:
             human labels by annotator "import" (kept as ``imported_label`` in the table).
         vectors : optional (N, D) precomputed vectors aligned with ``items``.
         check : decode every image and leave out those that fail (listed in ``skipped``).
+        skipped : items already left out by the caller (e.g. by embedding), with reasons.
+        meta : extra JSON-able settings stored in ``workbench.json`` (e.g. the embedder).
 
         Refuses a folder that already holds a project (open it instead) so that nothing
         already saved is overwritten.
@@ -111,11 +115,12 @@ class Project:
                 raise ItemError(
                     f"{arr.shape[0]} vectors for {items.height} items; give one per item"
                 )
-        report = LoadReport()
+        report = LoadReport(dict(skipped or {}))
         if check and (items["kind"] == "image").any():
             before = items["id"].to_list()
-            items, report = check_images(items)
-            if arr is not None and report:
+            items, found = check_images(items)
+            report.skipped.update(found.skipped)
+            if arr is not None and found:
                 keep = np.isin(np.array(before, dtype=object),
                                np.array(items["id"].to_list(), dtype=object))
                 arr = arr[keep]
@@ -139,6 +144,7 @@ class Project:
             "created": time.time(),
             "kinds": kinds,
             "n_items": items.height,
+            **(meta or {}),
         }
         # The marker file goes last: a folder without it is not a project, so a crash
         # during creation leaves something `create` can simply be run on again.

@@ -1,0 +1,409 @@
+// The map: a WebGL scatter (regl-scatterplot) of every item, coloured by labels.
+//
+// Data arrive as binary: the coordinates once (the `coords` trait, float32 x,y pairs),
+// the label codes in reply to a `ready` message, and afterwards only patches
+// (uint32 indices + new codes) when labels change. Nothing is fetched from the network.
+import createScatterplot from 'regl-scatterplot';
+import { captureKeys, createRequester, createThumbCache, h, typed } from './shared.js';
+
+const STYLE = `
+.wb-map { position: relative; font: 13px/1.3 var(--jp-ui-font-family, sans-serif);
+  color: var(--jp-ui-font-color1, #222); outline: none; }
+.wb-map:focus-visible { box-shadow: 0 0 0 2px #1a73e8; }
+.wb-map .wb-bar { display: flex; gap: 8px; align-items: center; padding: 4px 0; flex-wrap: wrap; }
+.wb-map .wb-canvas-wrap { position: relative; background: #fbfbfb; border: 1px solid #ddd; }
+.wb-map canvas { display: block; }
+.wb-map .wb-legend { position: absolute; top: 6px; right: 6px; max-height: calc(100% - 12px);
+  overflow: auto; background: rgba(255,255,255,.9); border: 1px solid #ddd; padding: 4px 6px;
+  border-radius: 4px; min-width: 120px; }
+.wb-map .wb-legend-row { display: flex; gap: 6px; align-items: center; white-space: nowrap; }
+.wb-map .wb-swatch { width: 10px; height: 10px; border-radius: 50%; flex: none; }
+.wb-map .wb-swatch.weak { opacity: .35; }
+.wb-map .wb-key { color: #888; font-variant-numeric: tabular-nums; min-width: 1em; }
+.wb-map .wb-count { color: #666; margin-left: auto; padding-left: 8px; font-variant-numeric: tabular-nums; }
+.wb-map .wb-hover { position: absolute; pointer-events: none; background: #fff;
+  border: 1px solid #bbb; border-radius: 4px; padding: 4px; max-width: 260px;
+  box-shadow: 0 2px 6px rgba(0,0,0,.15); z-index: 10; }
+.wb-map .wb-hover img { display: block; max-width: 128px; max-height: 128px; image-rendering: pixelated; }
+.wb-map .wb-hover .wb-text { white-space: pre-wrap; word-break: break-word; max-height: 8em; overflow: hidden; }
+.wb-map .wb-hint { color: #777; }
+`;
+
+// Code fields sent by Python, with their element type (0 = none everywhere).
+const FIELDS = {
+  human: Uint16Array, machine: Uint16Array, predicted: Uint16Array,
+  cluster: Uint16Array, confidence: Uint8Array, review: Uint8Array,
+};
+const GREY = [0.72, 0.72, 0.72, 0.55];
+const CLUSTER_COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948',
+  '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728',
+  '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+function hexToRgba(hex, alpha = 1) {
+  const m = /^#?([0-9a-f]{6})$/i.exec(hex || '');
+  if (!m) return [...GREY];
+  const v = parseInt(m[1], 16);
+  return [((v >> 16) & 255) / 255, ((v >> 8) & 255) / 255, (v & 255) / 255, alpha];
+}
+
+// Viridis-like ramp for confidence: index 0 = no prediction (grey), 1..255 = low..high.
+function confidenceRamp() {
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const out = [GREY];
+  for (let i = 1; i < 256; i++) {
+    const t = (i - 1) / 254 * (stops.length - 1);
+    const k = Math.min(Math.floor(t), stops.length - 2);
+    const f = t - k;
+    const c = stops[k].map((a, j) => (a + (stops[k + 1][j] - a) * f) / 255);
+    out.push([...c, 0.9]);
+  }
+  return out;
+}
+const CONFIDENCE_RAMP = confidenceRamp();
+
+/**
+ * Per-point category (valueA) and colour list for a colour mode. Human labels are drawn
+ * opaque; machine labels (propagated or probe) in the same hue, translucent.
+ */
+export function colourEncoding(mode, codes, classes, n) {
+  const maxSlot = classes.reduce((m, c) => Math.max(m, c.slot), 0);
+  const strong = Array.from({ length: maxSlot }, () => [...GREY]);
+  for (const c of classes) strong[c.slot - 1] = hexToRgba(c.color, 1);
+  const weak = strong.map(([r, g, b]) => [r, g, b, 0.3]);
+  const value = new Float32Array(n);
+  const human = codes.human, machine = codes.machine;
+  let colors;
+  if (mode === 'human' || mode === 'label') {
+    colors = [GREY, ...strong, ...weak];
+    for (let i = 0; i < n; i++) {
+      const hv = human ? human[i] : 0;
+      if (hv > 0) value[i] = hv;
+      else if (mode === 'label' && machine && machine[i] > 0) value[i] = maxSlot + machine[i];
+    }
+  } else if (mode === 'predicted') {
+    colors = [GREY, ...strong, ...weak];
+    const pred = codes.predicted;
+    for (let i = 0; i < n; i++) {
+      const p = pred ? pred[i] : 0;
+      // Where a human label exists it is shown opaque; predictions stay translucent.
+      value[i] = human && human[i] > 0 ? human[i] : (p > 0 ? maxSlot + p : 0);
+    }
+  } else if (mode === 'confidence') {
+    colors = CONFIDENCE_RAMP;
+    const conf = codes.confidence;
+    for (let i = 0; i < n; i++) value[i] = conf ? conf[i] : 0;
+  } else if (mode === 'cluster') {
+    const cl = codes.cluster;
+    let maxC = 0;
+    for (let i = 0; i < n; i++) if (cl && cl[i] > maxC) maxC = cl[i];
+    colors = [GREY];
+    for (let k = 0; k < maxC; k++) colors.push(hexToRgba(CLUSTER_COLORS[k % CLUSTER_COLORS.length], 0.8));
+    for (let i = 0; i < n; i++) value[i] = cl ? cl[i] : 0;
+  } else {
+    // needs review: 1 = suggested next, 2 = suspected label error; labelled items dimmed.
+    colors = [[0.8, 0.8, 0.8, 0.35], [0.1, 0.45, 0.9, 1], [0.86, 0.1, 0.1, 1], [0.45, 0.45, 0.45, 0.5]];
+    const rv = codes.review;
+    for (let i = 0; i < n; i++) {
+      const r = rv ? rv[i] : 0;
+      value[i] = r > 0 ? r : (human && human[i] > 0 ? 3 : 0);
+    }
+  }
+  if (colors.length < 2) colors = [GREY, GREY];
+  return { value, colors };
+}
+
+function render({ model, el }) {
+  const style = h('style');
+  style.textContent = STYLE;
+  const root = h('div', 'wb-map');
+  root.dataset.draws = '0';
+  root.dataset.seq = '0';
+  const bar = h('div', 'wb-bar');
+  const modeSel = h('select', 'wb-mode');
+  for (const [v, text] of [['label', 'colour: labels'], ['human', 'colour: human labels'],
+    ['predicted', 'colour: predicted'], ['confidence', 'colour: confidence'],
+    ['cluster', 'colour: cluster'], ['review', 'colour: needs review']]) {
+    const o = h('option', null, text);
+    o.value = v;
+    modeSel.appendChild(o);
+  }
+  const shapeSel = h('select', 'wb-shape');
+  for (const [v, text] of [['freeform', 'lasso'], ['rectangle', 'box']]) {
+    const o = h('option', null, text);
+    o.value = v;
+    shapeSel.appendChild(o);
+  }
+  const count = h('span', 'wb-selcount', '0 selected');
+  const reset = h('button', 'wb-reset', 'reset view');
+  const hint = h('span', 'wb-hint',
+    'Shift+drag: select · +Ctrl: add · +Alt: subtract · 1-9: label · 0: unlabel · Ctrl+Z / Shift+Ctrl+Z');
+  bar.append(modeSel, shapeSel, count, reset, hint);
+  const wrap = h('div', 'wb-canvas-wrap');
+  wrap.style.height = `${model.get('height')}px`;
+  const canvas = document.createElement('canvas');
+  wrap.appendChild(canvas);
+  const legend = h('div', 'wb-legend');
+  const hover = h('div', 'wb-hover');
+  hover.style.display = 'none';
+  wrap.append(legend, hover);
+  root.append(style, bar, wrap);
+  el.appendChild(root);
+  const releaseKeys = captureKeys(root, model);
+
+  const { request, dispose: disposeRequester } = createRequester(model);
+  const thumbs = createThumbCache(request);
+
+  const n = model.get('n');
+  const codes = {};
+  // Rows [x, y, category] kept between draws: regl-scatterplot takes row arrays as they
+  // are, so a recolour rewrites one number per point instead of allocating N new rows.
+  let rows = [];
+  let scatterplot = null;
+  let spatialIndex;
+  let selection = [];
+  let drawing = false, dirty = false, destroyed = false;
+  let lastSeq = 0;
+  let patchAt = null;
+  let encodingKey = '';
+
+  const readCoords = () => {
+    const view = model.get('coords');
+    if (!view || !view.byteLength) return;
+    const xy = typed(view, Float32Array);
+    rows = new Array(n);
+    for (let i = 0; i < n; i++) rows[i] = [xy[2 * i], xy[2 * i + 1], 0];
+    spatialIndex = undefined;
+  };
+
+  const drawLegend = () => {
+    legend.replaceChildren();
+    const mode = model.get('color_by');
+    const classes = model.get('classes') || [];
+    if (mode === 'confidence' || mode === 'cluster' || mode === 'review') {
+      const rows = mode === 'review'
+        ? [['#1a73e8', 'label next'], ['#dc1a1a', 'suspected error'], ['#777', 'labelled']]
+        : mode === 'cluster' ? [['#4e79a7', `${model.get('n_clusters')} clusters`]]
+          : [['#440154', 'low confidence'], ['#fde725', 'high confidence']];
+      for (const [c, text] of rows) {
+        const row = h('div', 'wb-legend-row');
+        const sw = h('span', 'wb-swatch');
+        sw.style.background = c;
+        row.append(sw, h('span', 'wb-name', text));
+        legend.appendChild(row);
+      }
+      return;
+    }
+    if (!classes.length) {
+      legend.appendChild(h('div', 'wb-hint', 'no classes yet'));
+      return;
+    }
+    for (const c of classes) {
+      const row = h('div', 'wb-legend-row');
+      row.dataset.slot = String(c.slot);
+      const sw = h('span', 'wb-swatch');
+      sw.style.background = c.color;
+      const weak = h('span', 'wb-swatch weak');
+      weak.style.background = c.color;
+      const key = h('span', 'wb-key', c.key ? String(c.key) : '');
+      const name = h('span', 'wb-name', c.name); // textContent: names are never markup
+      const cnt = h('span', 'wb-count', `${c.human ?? 0} + ${c.machine ?? 0}`);
+      cnt.title = 'human labels + machine labels';
+      row.append(key, sw, weak, name, cnt);
+      legend.appendChild(row);
+    }
+  };
+
+  const redraw = () => {
+    if (!scatterplot || destroyed || !rows.length) return Promise.resolve();
+    if (drawing) { dirty = true; return Promise.resolve(); }
+    drawing = true;
+    const seq = lastSeq;
+    const { value, colors } = colourEncoding(model.get('color_by'), codes, model.get('classes') || [], n);
+    // The shader takes alpha from the opacity encoding, not from the colours: machine
+    // labels get their translucency through `opacityBy`.
+    const opacity = colors.map((c) => Math.max(0.05, Math.min(1, c[3])));
+    // Every `set` renders a frame, and in a software-rendered browser each frame is a
+    // full read-back of the canvas: only touch the encoding when it really changed.
+    const key = JSON.stringify(colors);
+    if (key !== encodingKey) {
+      encodingKey = key;
+      scatterplot.set({ pointColor: colors, colorBy: 'valueA', opacity, opacityBy: 'valueA' });
+    }
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) rows[i][2] = value[i];
+    return scatterplot
+      .draw(rows, {
+        zDataType: 'categorical', spatialIndex, preventFilterReset: true,
+      })
+      .then(() => {
+        if (!spatialIndex) spatialIndex = scatterplot.get('spatialIndex');
+        root.dataset.draws = String(Number(root.dataset.draws) + 1);
+        root.dataset.seq = String(seq);
+        root.dataset.lastDrawMs = String(Math.round(performance.now() - t0));
+        // Patch received -> recoloured points handed to WebGL: the browser's share of a
+        // relabel, readable by tests and benchmarks.
+        if (patchAt !== null) root.dataset.patchToDrawMs = String(Math.round(performance.now() - patchAt));
+        patchAt = null;
+      })
+      .catch((e) => console.error('workbench map: draw failed', e))
+      .finally(() => {
+        drawing = false;
+        if (dirty) { dirty = false; redraw(); }
+      });
+  };
+
+  const setSelectionFromPython = () => {
+    const view = model.get('selection');
+    const sel = view && view.byteLength ? Array.from(typed(view, Uint32Array)) : [];
+    selection = sel;
+    count.textContent = `${sel.length} selected`;
+    if (!scatterplot) return;
+    if (sel.length) scatterplot.select(sel, { preventEvent: true });
+    else scatterplot.deselect({ preventEvent: true });
+  };
+
+  const sendSelection = (points) => {
+    selection = Array.from(points);
+    count.textContent = `${selection.length} selected`;
+    const buf = new Uint32Array(selection);
+    model.set('selection', new DataView(buf.buffer));
+    model.save_changes();
+  };
+
+  const onCustom = (msg, buffers) => {
+    if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'codes') {
+      (msg.fields || []).forEach((f, k) => {
+        if (FIELDS[f] && buffers[k]) codes[f] = new FIELDS[f](typed(buffers[k], FIELDS[f]));
+      });
+      lastSeq = msg.seq || lastSeq;
+      redraw();
+    } else if (msg.type === 'patch') {
+      const Ctor = FIELDS[msg.field];
+      if (!Ctor || buffers.length < 2) return;
+      const idx = typed(buffers[0], Uint32Array);
+      const val = typed(buffers[1], Ctor);
+      if (!codes[msg.field]) codes[msg.field] = new Ctor(n);
+      const arr = codes[msg.field];
+      for (let k = 0; k < idx.length; k++) if (idx[k] < n) arr[idx[k]] = val[k];
+      lastSeq = msg.seq || lastSeq;
+      patchAt = performance.now();
+      if (msg.last !== false) redraw();
+    } else if (msg.type === 'error') {
+      console.error('workbench:', msg.message);
+    }
+  };
+  model.on('msg:custom', onCustom);
+
+  // JupyterLab's notebook treats a (Shift+)mousedown in a cell as the start of a cell
+  // selection or drag and then swallows mousemove events on the whole document, which
+  // would freeze the lasso. The map's presses are the map's own.
+  for (const type of ['mousedown', 'pointerdown']) wrap.addEventListener(type, (e) => e.stopPropagation());
+
+  let mouse = [0, 0];
+  wrap.addEventListener('mousemove', (e) => {
+    const r = wrap.getBoundingClientRect();
+    mouse = [e.clientX - r.left, e.clientY - r.top];
+  });
+  let hovered = -1;
+  const showHover = (index) => {
+    hovered = index;
+    hover.replaceChildren(h('div', 'wb-hint', `item ${index}`));
+    const r = wrap.getBoundingClientRect();
+    hover.style.left = `${Math.min(mouse[0] + 12, r.width - 150)}px`;
+    hover.style.top = `${Math.min(mouse[1] + 12, r.height - 150)}px`;
+    hover.style.display = 'block';
+    thumbs.get(index).then((t) => {
+      if (hovered !== index) return;
+      const parts = [];
+      if (t.url) {
+        const img = document.createElement('img');
+        img.className = 'wb-thumb';
+        img.alt = '';
+        img.src = t.url;
+        parts.push(img);
+      }
+      if (t.text) parts.push(h('div', 'wb-text', t.text));
+      if (t.label) parts.push(h('div', 'wb-hint', t.label));
+      hover.replaceChildren(...parts);
+    }).catch((e) => hover.replaceChildren(h('div', 'wb-hint', String(e.message || e))));
+  };
+  const hideHover = () => { hovered = -1; hover.style.display = 'none'; };
+
+  const start = () => {
+    if (destroyed) return;
+    const { width } = wrap.getBoundingClientRect();
+    scatterplot = createScatterplot({
+      canvas,
+      width: Math.max(width, 200),
+      height: model.get('height'),
+      pointSize: model.get('point_size'),
+      pointSizeSelected: 2,
+      pointOutlineWidth: 1,
+      backgroundColor: [0.984, 0.984, 0.984, 1],
+      pointColorActive: [0.05, 0.05, 0.05, 1],
+      lassoColor: [0.1, 0.45, 0.9, 1],
+      lassoMinDelay: 5,
+      lassoMinDist: 2,
+      lassoClearEvent: 'lassoEnd',
+      lassoType: model.get('lasso_type'),
+      actionKeyMap: { lasso: 'shift', merge: 'ctrl', remove: 'alt' },
+      deselectOnDblClick: true,
+      opacityInactiveScale: 1,
+      pointScaleMode: 'asinh',
+    });
+    scatterplot.subscribe('select', ({ points }) => sendSelection(points));
+    scatterplot.subscribe('deselect', () => sendSelection([]));
+    scatterplot.subscribe('pointover', showHover);
+    scatterplot.subscribe('pointout', hideHover);
+    readCoords();
+    setSelectionFromPython();
+    // Python answers with a `codes` message (all label codes, once per view).
+    model.send({ type: 'ready' });
+  };
+
+  const resize = new ResizeObserver(() => {
+    if (!scatterplot) return;
+    const { width } = wrap.getBoundingClientRect();
+    if (width > 0) scatterplot.set({ width, height: model.get('height') });
+  });
+  resize.observe(wrap);
+
+  modeSel.value = model.get('color_by');
+  modeSel.addEventListener('change', () => { model.set('color_by', modeSel.value); model.save_changes(); });
+  shapeSel.value = model.get('lasso_type');
+  shapeSel.addEventListener('change', () => { model.set('lasso_type', shapeSel.value); model.save_changes(); });
+  reset.addEventListener('click', () => scatterplot && scatterplot.reset());
+  const onMode = () => { modeSel.value = model.get('color_by'); drawLegend(); redraw(); };
+  const onClasses = () => { drawLegend(); redraw(); };
+  const onShape = () => { shapeSel.value = model.get('lasso_type'); scatterplot && scatterplot.set({ lassoType: model.get('lasso_type') }); };
+  const onCoords = () => { readCoords(); redraw(); };
+  const onSize = () => scatterplot && scatterplot.set({ pointSize: model.get('point_size') });
+  model.on('change:color_by', onMode);
+  model.on('change:classes', onClasses);
+  model.on('change:selection', setSelectionFromPython);
+  model.on('change:lasso_type', onShape);
+  model.on('change:coords', onCoords);
+  model.on('change:point_size', onSize);
+  drawLegend();
+  // The element is attached to the page after render returns; wait a frame for its size.
+  requestAnimationFrame(start);
+
+  return () => {
+    destroyed = true;
+    resize.disconnect();
+    releaseKeys();
+    model.off('msg:custom', onCustom);
+    model.off('change:color_by', onMode);
+    model.off('change:classes', onClasses);
+    model.off('change:selection', setSelectionFromPython);
+    model.off('change:lasso_type', onShape);
+    model.off('change:coords', onCoords);
+    model.off('change:point_size', onSize);
+    disposeRequester();
+    thumbs.dispose();
+    if (scatterplot) scatterplot.destroy();
+  };
+}
+
+export default { render };

@@ -1,0 +1,132 @@
+"""Combined predictions, disagreements, and what to label next, on real data (digits)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from workbench.learn import (
+    LinearProbe,
+    Predictions,
+    best_labels,
+    cluster_coverage_batch,
+    combine,
+    kmeans_groups,
+    propagate,
+    suggest_batch,
+    uncertainty,
+)
+from workbench.neighbors import build_knn_graph, normalize
+
+
+@pytest.fixture(scope="module")
+def setup():
+    x, y = load_digits(return_X_y=True)
+    x = x.astype(np.float32)
+    y = y.astype(np.int64)
+    rng = np.random.default_rng(0)
+    lab = np.full(y.size, -1, np.int64)
+    for c in range(10):
+        lab[rng.choice(np.flatnonzero(y == c), 4, replace=False)] = c
+    g = build_knn_graph(x, k=15)
+    prop = propagate(g, lab)
+    probe = LinearProbe(l2_grid=(1e-2, 1e-1)).fit(x, lab).predictions(x)
+    return x, y, lab, prop, probe
+
+
+def test_combined_beats_chance_and_marks_disagreements(setup):
+    _x, y, lab, prop, probe = setup
+    comb = combine(prop, probe)
+    rest = lab < 0
+    assert (comb.label[rest] == y[rest]).mean() > 0.8  # chance is 0.10
+    assert set(np.unique(comb.origin)) == {"both"}
+    np.testing.assert_array_equal(comb.disagree, prop.label != probe.label)
+    # Where the two disagree, predictions are much less reliable than where they agree.
+    agree = rest & ~comb.disagree
+    dis = rest & comb.disagree
+    assert dis.any()
+    assert (comb.label[dis] == y[dis]).mean() < (comb.label[agree] == y[agree]).mean() - 0.2
+    order = comb.disagreements()
+    assert set(order) == set(np.flatnonzero(comb.disagree))
+    assert np.all(np.diff(comb.confidence[order]) >= 0)
+
+
+def test_combine_with_one_model_and_unreached_items(setup):
+    _, _, _lab, prop, probe = setup
+    only = combine(None, probe)
+    np.testing.assert_array_equal(only.label, probe.label)
+    assert set(np.unique(only.origin)) == {"probe"}
+    # An item propagation cannot reach takes the probe's answer.
+    proba = prop.proba.copy()
+    label = prop.label.copy()
+    label[0] = -1
+    partial = Predictions(prop.classes, proba, label, prop.confidence, "propagated")
+    comb = combine(partial, probe)
+    assert comb.origin[0] == "probe" and comb.label[0] == probe.label[0]
+    assert not comb.disagree[0]
+    with pytest.raises(ValueError, match="at least one"):
+        combine(None, None)
+
+
+def test_best_labels_keep_human_labels(setup):
+    _, _y, lab, prop, _ = setup
+    wrong = lab.copy()
+    first = np.flatnonzero(lab >= 0)[0]
+    wrong[first] = (lab[first] + 1) % 10
+    out = best_labels(wrong, prop)
+    assert out[first] == wrong[first]
+    np.testing.assert_array_equal(out[lab < 0], prop.label[lab < 0])
+    np.testing.assert_array_equal(best_labels(lab, None), lab)
+
+
+def test_uncertainty_kinds(setup):
+    *_, prop, _ = setup
+    for kind in ("margin", "entropy", "confidence"):
+        u = uncertainty(prop, kind=kind)
+        assert u.shape == (prop.n,) and u.min() >= 0 and u.max() <= 1
+    with pytest.raises(ValueError, match="margin"):
+        uncertainty(prop, kind="nope")
+
+
+def test_suggested_batches_teach_more_than_random_ones(setup):
+    x, y, lab, prop, _ = setup
+    g = build_knn_graph(x, k=15)
+    batch = suggest_batch(prop, x, lab, batch_size=12)
+    assert batch.size == 12 and np.unique(batch).size == 12
+    assert (lab[batch] < 0).all()
+    # Uncertain: the model is wrong far more often on them than overall.
+    assert (prop.label[batch] != y[batch]).mean() > 2 * (prop.label[lab < 0] != y[lab < 0]).mean()
+    # Diverse: farther apart than the 12 most uncertain items.
+    xn = normalize(x)
+    top = suggest_batch(prop, x, lab, batch_size=12, pool_factor=1)
+
+    def spread(idx):
+        s = xn[idx] @ xn[idx].T
+        return 1 - s[np.triu_indices(idx.size, 1)].mean()
+
+    assert spread(batch) >= spread(top) - 1e-6
+    # Three rounds of suggestions beat three rounds of random items (same count).
+    rng = np.random.default_rng(1)
+    act, rnd = lab.copy(), lab.copy()
+    p_act = prop
+    for _ in range(3):
+        b = suggest_batch(p_act, x, act, batch_size=12)
+        act[b] = y[b]
+        p_act = propagate(g, act)
+        r = rng.choice(np.flatnonzero(rnd < 0), 12, replace=False)
+        rnd[r] = y[r]
+    p_rnd = propagate(g, rnd)
+    assert (p_act.label == y).mean() > (p_rnd.label == y).mean()
+    excl = np.zeros(y.size, bool)
+    excl[batch] = True
+    assert not np.isin(suggest_batch(prop, x, lab, exclude=excl), batch).any()
+
+
+def test_cluster_coverage_batch(setup):
+    x, _, lab, _, _ = setup
+    groups = kmeans_groups(x, n_clusters=20)
+    batch = cluster_coverage_batch(groups, lab, batch_size=12)
+    assert batch.size == 12 and (lab[batch] < 0).all()
+    owner = {int(i): gi for gi, g in enumerate(groups) for i in g.members}
+    assert len({owner[int(i)] for i in batch}) == 12  # one per group

@@ -1,0 +1,141 @@
+"""The Workbench session on the real digits demo: label, predict, undo, reopen, export."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import polars as pl
+import pytest
+
+from workbench.session import Workbench
+
+
+@pytest.fixture
+def wb(tmp_path):
+    w = Workbench.demo(tmp_path / "digits", layout="quick")
+    yield w
+    w.close()
+
+
+def truth(wb: Workbench) -> np.ndarray:
+    return wb.items["truth"].cast(pl.Int64).to_numpy()
+
+
+def label_by_truth(wb: Workbench, positions: np.ndarray) -> None:
+    y = truth(wb)
+    for digit in np.unique(y[positions]):
+        wb.label(positions[y[positions] == digit], f"digit {digit}")
+
+
+def test_demo_session_predicts_from_few_labels(wb):
+    assert wb.n == 1797
+    assert wb.coords.shape == (1797, 2) and wb.coords.dtype == np.float32
+    assert np.abs(wb.coords).max() <= 1.0
+    events = []
+    wb.subscribe(events.append)
+    rng = np.random.default_rng(0)
+    y = truth(wb)
+    # Five labelled examples per digit: 50 labels for 1,797 items.
+    picks = np.concatenate([rng.choice(np.flatnonzero(y == d), 5, replace=False)
+                            for d in range(10)])
+    label_by_truth(wb, picks)
+    wb.wait()
+    assert "labels" in events and "predictions" in events
+    pred = wb.current_labels()
+    names = wb.labels.classes
+    predicted_digit = np.array([int(names[c].split()[1]) for c in pred])
+    accuracy = (predicted_digit == y).mean()
+    assert accuracy > 0.9, f"accuracy {accuracy:.3f} from 50 labels"
+    assert wb.status["probe_accuracy"] is not None and wb.status["probe_accuracy"] > 0.7
+    assert wb.status["device"] in ("cpu", "cuda", "mps")
+    # Human labels stay human: predictions never replace them.
+    human = wb.labels.state.human
+    assert (pred[picks] == human[picks]).all()
+
+
+def test_queues_and_search(wb):
+    first = wb.suggestions(12)
+    assert first.size == 12 and len(set(first.tolist())) == 12
+    y = truth(wb)
+    assert wb.suspected_errors().size == 0  # no labels yet: nothing to suspect
+    like = wb.more_like_this(int(np.flatnonzero(y == 3)[0]), k=20)
+    assert (y[like] == 3).mean() >= 0.9
+    with pytest.raises(ValueError, match="text encoder"):
+        wb.text_search("a handwritten three")
+    clusters = wb.clusters
+    assert sum(c.size for c in clusters) == wb.n
+    biggest = clusters[0]
+    purity = np.bincount(y[biggest.members]).max() / biggest.size
+    assert purity > 0.8
+
+
+def test_suspected_errors_find_flipped_labels(wb):
+    y = truth(wb)
+    rng = np.random.default_rng(1)
+    picks = np.concatenate([rng.choice(np.flatnonzero(y == d), 8, replace=False)
+                            for d in range(10)])
+    label_by_truth(wb, picks)
+    wrong = picks[:3]
+    wb.label(wrong, "digit 9" if y[wrong[0]] != 9 else "digit 8")
+    suspects = wb.suspected_errors(12)
+    assert set(wrong.tolist()) <= set(suspects.tolist())
+
+
+def test_retrain_never_blocks_and_reopen_restores(tmp_path):
+    wb = Workbench.demo(tmp_path / "d", layout="quick")
+    y = truth(wb)
+    started = threading.Event()
+    wb.subscribe(lambda e: started.set() if e == "status" else None)
+    for d in range(3):
+        wb.label(np.flatnonzero(y == d)[:5], f"digit {d}")
+    wb.undo()
+    wb.wait()
+    assert set(wb.labels.class_names) == {"digit 0", "digit 1", "digit 2"}
+    wb.close()
+    again = Workbench.open(tmp_path / "d", layout="quick")
+    assert (again.labels.state.human >= 0).sum() == 10
+    again.wait()
+    assert again.predictions is not None  # retrains on open when there are labels
+    out = again.export(tmp_path / "labels.parquet")
+    assert pl.read_parquet(out).height == 10
+    out = again.export(tmp_path / "all.csv", include="all", min_confidence=0.0)
+    assert pl.read_csv(out).height == 1797
+    again.close()
+
+
+def test_accept_predictions_as_machine_labels(wb):
+    y = truth(wb)
+    for d in (0, 1):
+        wb.label(np.flatnonzero(y == d)[:6], f"digit {d}")
+    wb.wait()
+    n = wb.accept_predictions(min_confidence=0.9)
+    assert n > 0
+    table = wb.labels.table()
+    assert set(table["label_source"].drop_nulls()) <= {"human", "propagated", "probe"}
+    assert (table["label_source"] == "human").sum() == 12
+
+
+SENTENCES = [
+    "The cat sat on the warm windowsill.", "A kitten chased the ball of yarn.",
+    "My cat sleeps all afternoon.", "Stock markets fell sharply on Monday.",
+    "The central bank raised interest rates.", "Investors sold shares after the report.",
+    "The striker scored twice in the final.", "The team won the championship match.",
+    "Fans cheered as the goalkeeper saved a penalty.",
+]
+
+
+def test_text_items_embedded_with_packaged_minilm(tmp_path):
+    items = pl.DataFrame({"text": SENTENCES, "topic": ["cats"] * 3 + ["money"] * 3 + ["sport"] * 3})
+    from workbench.items import from_dataframe
+
+    wb = Workbench.from_items(tmp_path / "t", from_dataframe(items), layout="quick",
+                              progress=False)
+    assert wb.vectors.shape == (9, 384)
+    hits = wb.text_search("feline pets", k=3)
+    assert set(hits.tolist()) == {0, 1, 2}
+    wb.close()
+    # Reopening re-creates the text side from the project folder, lazily.
+    again = Workbench.from_items(tmp_path / "t", None, layout="quick")
+    assert set(again.text_search("football", k=3).tolist()) == {6, 7, 8}
+    again.close()

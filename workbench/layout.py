@@ -1,0 +1,185 @@
+"""The 2-D map: umap-learn fed with the shared kNN graph (no second neighbour search).
+
+* :func:`compute_layout`: the full map, seeded and cached on disk by content.
+* :func:`quick_layout`: a first map in a fraction of the time (few epochs, PCA start), to
+  show while the full one runs.
+* :func:`warm_up`: compiles umap-learn's numba code on a tiny input, in a background thread,
+  so that the 30-60 s of first-call compilation is paid when a session starts rather than
+  when the user asks for a map.
+
+Coordinates come back as (N, 2) float32 centred and scaled into [-1, 1] (aspect ratio
+kept), so a widget can use them directly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ._config import LAYOUT_MIN_DIST, LAYOUT_SEED, QUICK_LAYOUT_EPOCHS
+from .items import as_vectors
+from .neighbors import KnnGraph, _save_npy, build_knn_graph, vectors_key
+
+__all__ = ["compute_layout", "quick_layout", "scale_to_unit", "warm_up"]
+
+#: Fewest items UMAP can lay out from a graph (it needs a few neighbours per point).
+_MIN_ITEMS = 5
+
+
+def scale_to_unit(coords: np.ndarray) -> np.ndarray:
+    """(N, 2) float32 coordinates centred on the bounding box and scaled into [-1, 1].
+
+    Both axes share one scale so that distances in the picture keep their proportions.
+    """
+    c = np.asarray(coords, dtype=np.float64)
+    lo, hi = c.min(axis=0), c.max(axis=0)
+    half = float((hi - lo).max()) / 2
+    out = (c - (lo + hi) / 2) / (half if half > 0 else 1.0)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def _check(graph: KnnGraph, vectors: np.ndarray) -> np.ndarray:
+    x = as_vectors(vectors)
+    if x.shape[0] != graph.n:
+        raise ValueError(
+            f"the graph has {graph.n} items but the vectors {x.shape[0]}; build the graph "
+            "from these vectors (build_knn_graph) or update it (update_knn_graph)"
+        )
+    if graph.n < _MIN_ITEMS:
+        raise ValueError(f"a map needs at least {_MIN_ITEMS} items, got {graph.n}")
+    return x
+
+
+def _umap(
+    graph: KnnGraph,
+    x: np.ndarray,
+    *,
+    seed: int | None,
+    n_epochs: int | None,
+    min_dist: float,
+    init: str,
+) -> np.ndarray:
+    import umap
+
+    n_neighbors = min(graph.k + 1, graph.n - 1)
+    knn_i, knn_d = graph.umap_knn()
+    knn_i, knn_d = knn_i[:, :n_neighbors], knn_d[:, :n_neighbors]
+    # Rows padded with -1 (tiny collections) point at themselves at distance 0 instead.
+    pad = knn_i < 0
+    knn_i = np.where(pad, np.arange(graph.n)[:, None], knn_i)
+    knn_d = np.where(pad, 0.0, knn_d).astype(np.float32)
+    reducer = umap.UMAP(
+        n_neighbors=n_neighbors,
+        n_components=2,
+        metric="cosine",
+        min_dist=min_dist,
+        n_epochs=n_epochs,
+        init=init,
+        random_state=seed,
+        precomputed_knn=(knn_i, knn_d),
+    )
+    with warnings.catch_warnings():
+        # umap warns that a graph without its NNDescent object cannot transform new
+        # points, and that a seed disables parallelism: both are known and intended here.
+        warnings.filterwarnings("ignore", message=".*precomputed_knn.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*n_jobs.*", category=UserWarning)
+        emb = reducer.fit_transform(x)
+    return scale_to_unit(emb)
+
+
+def compute_layout(
+    graph: KnnGraph,
+    vectors: np.ndarray,
+    *,
+    seed: int | None = LAYOUT_SEED,
+    n_epochs: int | None = None,
+    min_dist: float = LAYOUT_MIN_DIST,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """UMAP map of ``vectors`` (N, D) from ``graph``'s neighbours.
+
+    Parameters
+    ----------
+    graph : the collection's :class:`~workbench.neighbors.KnnGraph` (k + 1 becomes UMAP's
+        ``n_neighbors``, the item itself counted as UMAP does).
+    vectors : (N, D) float array aligned with the graph.
+    seed : random seed; the same inputs and seed give the same map. ``None`` lets UMAP use
+        every core but makes the map differ between runs.
+    n_epochs : optimisation epochs; None is UMAP's default (200 above 10k items, else 500).
+    min_dist : UMAP's ``min_dist``.
+    cache_dir : when given, the map is stored there keyed by graph, seed and options, and
+        read back instead of recomputed.
+
+    Returns
+    -------
+    (N, 2) float32 coordinates in [-1, 1].
+    """
+    x = _check(graph, vectors)
+    path = None
+    if cache_dir is not None and seed is not None:
+        key = vectors_key(
+            graph.indices, graph.similarities, extra=("layout", seed, n_epochs, min_dist)
+        )
+        path = Path(cache_dir) / f"layout-{key}.npy"
+        if path.exists():
+            return np.load(path)
+    coords = _umap(graph, x, seed=seed, n_epochs=n_epochs, min_dist=min_dist, init="spectral")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_npy(path, coords)
+    return coords
+
+
+def quick_layout(
+    graph: KnnGraph,
+    vectors: np.ndarray,
+    *,
+    seed: int | None = LAYOUT_SEED,
+    n_epochs: int = QUICK_LAYOUT_EPOCHS,
+    min_dist: float = LAYOUT_MIN_DIST,
+) -> np.ndarray:
+    """A first map to show at once while :func:`compute_layout` runs.
+
+    Same graph and options, but started from PCA (no spectral solve) and run for few
+    epochs. Returns (N, 2) float32 in [-1, 1]. Not cached: it is a placeholder.
+    """
+    x = _check(graph, vectors)
+    return _umap(graph, x, seed=seed, n_epochs=n_epochs, min_dist=min_dist, init="pca")
+
+
+def _compile_once() -> None:
+    # A tiny input through the same code paths as a real map (precomputed graph, seeded,
+    # spectral and PCA starts) makes numba compile everything a real map will call.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 8)).astype(np.float32)
+    g = build_knn_graph(x, k=5)
+    compute_layout(g, x, n_epochs=2)
+    quick_layout(g, x, n_epochs=2)
+
+
+_WARM_LOCK = threading.Lock()
+_WARM_THREAD: threading.Thread | None = None
+
+
+def warm_up(*, background: bool = True) -> threading.Thread | None:
+    """Compile UMAP's numba functions ahead of the first map (30-60 s on a small CPU).
+
+    With ``background`` (the default) the work runs in a daemon thread, which is returned
+    (the same one on repeated calls); otherwise it runs now and None is returned. A map
+    requested meanwhile simply waits for the compilation it needs.
+    """
+    global _WARM_THREAD
+    if not background:
+        _compile_once()
+        return None
+    with _WARM_LOCK:
+        if _WARM_THREAD is None:
+            _WARM_THREAD = threading.Thread(
+                target=_compile_once, name="workbench-umap-warm-up", daemon=True
+            )
+            _WARM_THREAD.start()
+        return _WARM_THREAD

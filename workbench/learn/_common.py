@@ -1,0 +1,105 @@
+"""Shared pieces of the learning modules: the prediction result and input checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["NotEnoughLabels", "Predictions", "check_labels", "labelled_classes"]
+
+
+class NotEnoughLabels(ValueError):
+    """Too few human labels (or classes) for a model to say anything.
+
+    A ``ValueError``, so code that guards against bad input catches it; the message says how
+    many labels and classes were found and how many are needed.
+    """
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A prediction for every item.
+
+    Attributes
+    ----------
+    classes : (C,) int64 class ids; column ``j`` of ``proba`` is class ``classes[j]``.
+    proba : (N, C) float32 class probabilities, rows sum to 1 (uniform where the model
+        has no information, e.g. a graph component without labels).
+    label : (N,) int64 predicted class id (``classes[argmax]``); -1 where nothing is known.
+    confidence : (N,) float32 probability of the predicted class; 0 where ``label`` is -1.
+    source : which model made it: ``"propagated"``, ``"probe"``, ``"combined"`` or
+        ``"zeroshot"``.
+    """
+
+    classes: np.ndarray
+    proba: np.ndarray
+    label: np.ndarray
+    confidence: np.ndarray
+    source: str
+
+    @property
+    def n(self) -> int:
+        return int(self.proba.shape[0])
+
+    def margin(self) -> np.ndarray:
+        """(N,) float32 top-1 minus top-2 probability: small = the model hesitates."""
+        if self.proba.shape[1] < 2:
+            return np.ones(self.n, np.float32)
+        part = np.partition(self.proba, -2, axis=1)
+        return (part[:, -1] - part[:, -2]).astype(np.float32)
+
+    @classmethod
+    def from_proba(
+        cls, classes: np.ndarray, proba: np.ndarray, source: str, *, known: np.ndarray | None = None
+    ) -> Predictions:
+        """Build from probabilities; ``known`` (N,) bool marks rows with any information."""
+        classes = np.asarray(classes, np.int64)
+        proba = np.asarray(proba, np.float32)
+        best = proba.argmax(axis=1)
+        label = classes[best] if classes.size else np.full(proba.shape[0], -1, np.int64)
+        conf = proba[np.arange(proba.shape[0]), best] if classes.size else np.zeros(0)
+        conf = np.asarray(conf, np.float32)
+        if known is not None:
+            label = np.where(known, label, -1)
+            conf = np.where(known, conf, 0.0).astype(np.float32)
+        return cls(classes, proba, label.astype(np.int64), conf, source)
+
+
+def check_labels(labels: np.ndarray, n: int | None = None) -> np.ndarray:
+    """``labels`` as a (N,) int64 array of class ids, -1 = unlabelled; clear errors otherwise."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"labels must be one class id per item, shape (N,), got {arr.shape}")
+    if arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(
+            f"labels must be integer class ids (-1 = unlabelled), not {arr.dtype}; "
+            "use LabelStore.state.human"
+        )
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and arr.min() < -1:
+        raise ValueError(f"labels must be class ids >= 0 or -1 for unlabelled; found {arr.min()}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{arr.shape[0]} labels for {n} items; give one per item (-1 = none)")
+    return arr
+
+
+def labelled_classes(labels: np.ndarray, *, what: str, min_per_class: int = 1) -> np.ndarray:
+    """(C,) sorted class ids present in ``labels``; ``NotEnoughLabels`` below 2 classes.
+
+    ``what`` names the model in the message (e.g. "propagation").
+    """
+    lab = labels[labels >= 0]
+    classes, counts = np.unique(lab, return_counts=True)
+    if lab.size < 2 or classes.size < 2:
+        raise NotEnoughLabels(
+            f"{what} needs human labels in at least 2 classes (at least 2 labelled items); "
+            f"got {lab.size} labelled item(s) in {classes.size} class(es). "
+            "Label a few items of another class first."
+        )
+    if counts.min() < min_per_class:
+        raise NotEnoughLabels(
+            f"{what} needs at least {min_per_class} labelled items per class; class "
+            f"{int(classes[counts.argmin()])} has {int(counts.min())}."
+        )
+    return classes.astype(np.int64)

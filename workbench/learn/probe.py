@@ -1,0 +1,306 @@
+"""Linear probe: torch softmax regression on the embeddings of human-labelled items.
+
+Class-balanced, L2-regularised with the strength chosen on held-out human labels
+(k-fold, or one held-out split when there are many labels), temperature-calibrated on the
+same held-out predictions, and run on ``cuda`` (else ``mps``, else CPU). All folds and all
+L2 strengths are fitted together as one batched problem, so choosing the regularisation
+costs one L-BFGS run rather than one per (fold, strength).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .._config import (
+    PROBE_CV_FOLDS,
+    PROBE_KFOLD_MAX_LABELS,
+    PROBE_L2_GRID,
+    PROBE_MAX_ITER,
+    PROBE_SELECT_LABELS,
+    SPLIT_SEED,
+)
+from ..embed.device import best_device
+from ..items import as_vectors
+from ._common import Predictions, check_labels, labelled_classes
+
+__all__ = ["LinearProbe", "best_device", "probe_predictions"]
+
+
+class LinearProbe:
+    """Softmax regression on embeddings, scikit-learn style.
+
+    Parameters
+    ----------
+    l2_grid : L2 strengths tried (on standardised features, mean loss); the best on
+        held-out human labels is kept. Default ``PROBE_L2_GRID``.
+    cv : folds for choosing L2 and for out-of-fold probabilities; ``"auto"`` (default) uses
+        ``PROBE_CV_FOLDS`` folds up to ``PROBE_KFOLD_MAX_LABELS`` labels, else one 20%
+        held-out split of a ``PROBE_SELECT_LABELS`` subsample (L2 rescaled to the full
+        count), so a retrain on 10k labels costs little more than one fit.
+    max_iter : L-BFGS iterations per fit (default ``PROBE_MAX_ITER``).
+    device : torch device; default :func:`best_device`.
+    seed : seed of the fold split.
+
+    Fitted attributes
+    -----------------
+    classes_ : (C,) int64 class ids.
+    l2_ : chosen L2 strength.
+    temperature_ : softmax temperature fitted on held-out predictions (calibration).
+    cv_accuracy_ : accuracy of the chosen model on held-out human labels.
+    oof_proba_ : (n_labelled, C) float32 calibrated held-out probabilities of the labelled
+        items (NaN rows for items never held out, with a single split).
+    labelled_ : (n_labelled,) int64 positions of the labelled items, aligned with ``oof_proba_``.
+    device_ : the device used.
+    """
+
+    def __init__(
+        self,
+        *,
+        l2_grid: tuple[float, ...] = PROBE_L2_GRID,
+        cv: int | str = "auto",
+        max_iter: int = PROBE_MAX_ITER,
+        device: str | None = None,
+        seed: int = SPLIT_SEED,
+    ) -> None:
+        if not l2_grid or min(l2_grid) < 0:
+            raise ValueError(f"l2_grid must be non-empty and >= 0, got {l2_grid}")
+        if cv != "auto" and (not isinstance(cv, int) or cv < 2):
+            raise ValueError(f"cv must be 'auto' or an integer >= 2, got {cv!r}")
+        self.l2_grid = tuple(float(v) for v in l2_grid)
+        self.cv = cv
+        self.max_iter = max_iter
+        self.device = device
+        self.seed = seed
+
+    # -- fitting -------------------------------------------------------------------------------
+
+    def fit(self, vectors: np.ndarray, labels: np.ndarray) -> LinearProbe:
+        """Fit on the labelled rows of ``vectors``.
+
+        Parameters
+        ----------
+        vectors : (N, D) float32 embeddings of all items (the unlabelled ones set the
+            feature standardisation, so scores of all items are on one scale).
+        labels : (N,) int64 class ids, -1 = unlabelled.
+
+        Raises
+        ------
+        NotEnoughLabels : fewer than 2 labelled items or 2 classes.
+        """
+        import torch
+
+        x = as_vectors(vectors)
+        labels = check_labels(labels, x.shape[0])
+        self.classes_ = labelled_classes(labels, what="the linear probe")
+        self.device_ = self.device or best_device()
+        self.mean_ = x.mean(axis=0)
+        std = x.std(axis=0)
+        self.scale_ = np.where(std > 1e-8, 1.0 / np.maximum(std, 1e-8), 0.0).astype(np.float32)
+        self.labelled_ = np.flatnonzero(labels >= 0)
+        y = np.searchsorted(self.classes_, labels[self.labelled_])
+        xl = self._standardise(x[self.labelled_])
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(_threads_for(xl.size * self.classes_.size * len(self.l2_grid)))
+        try:
+            self._compute_fit(torch, xl, y)
+        finally:
+            torch.set_num_threads(old_threads)
+        return self
+
+    def _compute_fit(self, torch, xl: np.ndarray, y: np.ndarray) -> None:
+        dev = torch.device(self.device_)
+        n, c = y.size, self.classes_.size
+        grid = self.l2_grid
+        xt_all = torch.as_tensor(xl, device=dev)
+        yt_all = torch.as_tensor(y, device=dev)
+        sel = np.arange(n)
+        many = self.cv == "auto" and n > PROBE_KFOLD_MAX_LABELS
+        if many and n > PROBE_SELECT_LABELS:
+            # Many labels: choose L2 on one held-out split of a subsample (the choice is
+            # stable by then), rescaled to the full count (mean loss: L2 ∝ 1/n for the same
+            # prior), so selection costs a fraction of the final fit, not five times it.
+            sel = np.sort(np.random.default_rng(self.seed).choice(n, PROBE_SELECT_LABELS,
+                                                                  replace=False))
+        folds = _fold_masks(y[sel], self.cv, self.seed, single=many)
+        xt, yt = xt_all[sel], yt_all[sel]
+        scale = sel.size / n
+        init = None
+        if folds.shape[0]:
+            train = np.repeat(~folds, len(grid), axis=0)  # (F*G, n), fold-major
+            l2 = np.tile(np.asarray(grid), folds.shape[0])
+            w, b = _fit_batched(torch, xt, yt, c, train, l2, self.max_iter)
+            with torch.no_grad():
+                logits = torch.einsum("nd,pdc->pnc", xt, w) + b[:, None, :]  # (F*G, n, C)
+            logits = logits.reshape(folds.shape[0], len(grid), sel.size, c)
+            held = torch.as_tensor(folds, device=dev)
+            # Each item's held-out logits under each L2 (the fold that held it out).
+            oof = (logits * held[:, None, :, None]).sum(0)  # (G, n, C)
+            seen = folds.any(axis=0)
+            pred = oof.argmax(-1).cpu().numpy()
+            acc = (pred[:, seen] == y[sel][seen]).mean(axis=1)
+            nll = torch.nn.functional.cross_entropy(
+                oof[:, seen].reshape(-1, c), yt[seen].repeat(len(grid)), reduction="none"
+            ).reshape(len(grid), -1).mean(1).cpu().numpy()
+            # Highest held-out accuracy; ties (common with few labels) go to lower log-loss.
+            best = int(np.lexsort((nll, -acc))[0])
+            self.l2_ = grid[best] * scale
+            self.cv_accuracy_ = float(acc[best])
+            oof_best = oof[best][seen]
+            self.temperature_ = _fit_temperature(torch, oof_best, yt[seen])
+            proba = np.full((n, c), np.nan, np.float32)
+            proba[sel[seen]] = torch.softmax(oof_best / self.temperature_, -1).cpu().numpy()
+            self.oof_proba_ = proba
+            if sel.size < n:  # start the full fit from the chosen held-out model
+                k = int(np.flatnonzero(folds.any(axis=1))[0]) * len(grid) + best
+                init = (w[k:k + 1].clone(), b[k:k + 1].clone())
+        else:  # too few labels to hold any out: strongest L2, no calibration
+            self.l2_ = max(grid)
+            self.cv_accuracy_ = float("nan")
+            self.temperature_ = 1.0
+            self.oof_proba_ = np.full((n, c), np.nan, np.float32)
+        w, b = _fit_batched(torch, xt_all, yt_all, c, np.ones((1, n), bool),
+                            np.array([self.l2_]), self.max_iter, init=init)
+        self.coef_ = w[0].detach().cpu().numpy()
+        self.intercept_ = b[0].detach().cpu().numpy()
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def decision_function(self, vectors: np.ndarray) -> np.ndarray:
+        """(N, C) float32 logits (before temperature)."""
+        self._check_fitted()
+        x = self._standardise(as_vectors(vectors))
+        return (x @ self.coef_ + self.intercept_).astype(np.float32)
+
+    def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
+        """(N, C) float32 calibrated class probabilities (columns = ``classes_``)."""
+        z = self.decision_function(vectors) / self.temperature_
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict(self, vectors: np.ndarray) -> np.ndarray:
+        """(N,) int64 predicted class ids."""
+        return self.classes_[self.predict_proba(vectors).argmax(axis=1)]
+
+    def predictions(self, vectors: np.ndarray) -> Predictions:
+        """:class:`Predictions` for all ``vectors`` (``source="probe"``)."""
+        return Predictions.from_proba(self.classes_, self.predict_proba(vectors), "probe")
+
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean_) * self.scale_).astype(np.float32)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise RuntimeError("this LinearProbe is not fitted yet; call fit(vectors, labels)")
+
+
+def probe_predictions(vectors: np.ndarray, labels: np.ndarray, **options) -> Predictions:
+    """Fit a :class:`LinearProbe` (``options`` are its parameters) and score every item."""
+    return LinearProbe(**options).fit(vectors, labels).predictions(vectors)
+
+
+def _threads_for(work: int) -> int:
+    """CPU threads for a fit of ``work`` ≈ labelled × dims × classes × L2 values.
+
+    Never more than the cores this process may use (more oversubscribes a shared machine),
+    and one for small fits: L-BFGS on a few hundred labels is thousands of tiny operations,
+    where thread hand-offs cost more than they save (25x slower on a busy 2-core machine).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 1 if work < 20_000_000 else max(1, int(cores or 1))
+
+
+def _fold_masks(y: np.ndarray, cv: int | str, seed: int, *, single: bool = False) -> np.ndarray:
+    """(F, n) bool held-out masks; F = 0 when no item can be held out.
+
+    ``single`` (or ``cv="auto"`` above ``PROBE_KFOLD_MAX_LABELS``) gives one 20% split.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    n = y.size
+    if n < 3:
+        return np.zeros((0, n), bool)
+    if single or (cv == "auto" and n > PROBE_KFOLD_MAX_LABELS):
+        counts = np.bincount(y)
+        strat = y if counts[counts > 0].min() >= 2 else None
+        _, test = train_test_split(np.arange(n), test_size=0.2, random_state=seed, stratify=strat)
+        m = np.zeros((1, n), bool)
+        m[0, test] = True
+        return m
+    k = PROBE_CV_FOLDS if cv == "auto" else int(cv)
+    counts = np.bincount(y)
+    min_count = counts[counts > 0].min()
+    if min_count >= 2:
+        splitter = StratifiedKFold(n_splits=int(min(k, min_count)), shuffle=True,
+                                   random_state=seed)
+        splits = splitter.split(np.zeros(n), y)
+    else:
+        splits = KFold(n_splits=int(min(k, n)), shuffle=True, random_state=seed).split(y)
+    masks = []
+    for _, test in splits:
+        m = np.zeros(n, bool)
+        m[test] = True
+        masks.append(m)
+    return np.stack(masks)
+
+
+def _fit_batched(torch, x, y, c: int, train: np.ndarray, l2: np.ndarray, max_iter: int,
+                 init=None):
+    """Fit P independent softmax regressions at once; problem p sees rows ``train[p]``.
+
+    ``init`` optionally gives starting (W, b). Returns W (P, D, C) and b (P, C) tensors.
+    """
+    dev = x.device
+    p, _n = train.shape
+    mask = torch.as_tensor(train, dtype=x.dtype, device=dev)
+    onehot = torch.nn.functional.one_hot(y, c).to(x.dtype)
+    # Class-balanced weights per problem: each class's training rows weigh equally in total.
+    counts = mask @ onehot  # (P, C)
+    present = (counts > 0).to(x.dtype)
+    per_class = torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts))
+    per_class = per_class / present.sum(1, keepdim=True).clamp(min=1)
+    weight = mask * (per_class @ onehot.T)  # (P, n), rows sum to 1
+    lam = torch.as_tensor(l2, dtype=x.dtype, device=dev)
+    if init is None:
+        w = torch.zeros((p, x.shape[1], c), dtype=x.dtype, device=dev, requires_grad=True)
+        b = torch.zeros((p, c), dtype=x.dtype, device=dev, requires_grad=True)
+    else:
+        w = init[0].detach().clone().requires_grad_(True)
+        b = init[1].detach().clamp(min=-50.0).clone().requires_grad_(True)
+    # Classes absent from a fold's training rows must not win by default: pin their bias low.
+    absent = (1.0 - present) * -1e4
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=10,
+                            tolerance_grad=1e-4, tolerance_change=1e-7,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        logits = torch.einsum("nd,pdc->pnc", x, w) + (b + absent)[:, None, :]
+        nll = -(torch.log_softmax(logits, -1) * onehot).sum(-1)  # (P, n)
+        loss = (weight * nll).sum() + (lam * (w * w).sum((1, 2))).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        b_out = b + absent
+    return w.detach(), b_out
+
+
+def _fit_temperature(torch, logits, y) -> float:
+    """Scalar temperature minimising held-out log-loss (Guo et al., 2017)."""
+    log_t = torch.zeros((), dtype=logits.dtype, device=logits.device, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=50, line_search_fn="strong_wolfe")
+    z = logits.detach()
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    t = float(log_t.exp().item())
+    return float(np.clip(t, 0.05, 20.0)) if np.isfinite(t) else 1.0

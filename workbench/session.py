@@ -1,0 +1,642 @@
+"""The :class:`Workbench`: one object that wires the steps for the user.
+
+items → vectors → kNN graph → 2-D map; label actions → propagation + linear probe (in the
+background) → predictions, suggestions, suspected errors. Every step is a function in its
+own module; this class only holds the results, runs the slow steps off the caller's
+thread and tells subscribers when something changed.
+
+Threads: the caller's thread (the notebook's main thread) owns the widgets. Background
+results are stored here and announced through :meth:`subscribe` callbacks, *from the worker
+thread*: a widget must hand them to its own thread before touching a trait (the widgets
+module does). A new label supersedes a running retrain; nothing here ever waits for one
+unless asked (:meth:`wait`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ._config import (
+    ACTIVE_BATCH_SIZE,
+    CLUSTER_COUNT_MAX,
+    CLUSTER_COUNT_MIN,
+    CLUSTER_ITEMS_PER_CLUSTER,
+    DEFAULT_PROBE_WEIGHT,
+    KNN_K,
+    PROBE_MIN_LABELS,
+    PROBE_WEIGHT_GRID,
+)
+from .items import as_vectors, demo_digits, digits_pixels
+from .learn import NotEnoughLabels, Predictions
+from .neighbors import KnnGraph, NeighborIndex, build_knn_graph
+from .project import Project
+
+__all__ = ["Cluster", "Workbench"]
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("labels", "predictions", "layout", "status")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A proposed group to label in one action.
+
+    Attributes
+    ----------
+    id : its number in :attr:`Workbench.clusters` (largest first).
+    members : (M,) int64 item positions, most typical first.
+    sample : (S,) int64 positions to show before naming it (S <= 12).
+    """
+
+    id: int
+    members: np.ndarray
+    sample: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.members.size)
+
+
+class Workbench:
+    """A labelling session over one project folder.
+
+    Create with :meth:`demo` (offline digits), :meth:`open` (an existing project) or
+    :meth:`create` (a new project from items and vectors).
+
+    Parameters
+    ----------
+    project : the open :class:`~workbench.project.Project`.
+    vectors : (N, D) embeddings aligned with the items; default the project's own
+        ``vectors.npy``.
+    text_encoder : optional callable ``list[str] -> (Q, D)`` in the same space as
+        ``vectors`` (CLIP's text tower) for text search and zero-shot.
+    background : run layout and retraining in worker threads (default True); with False
+        every step runs in the caller's thread (scripts, tests).
+    layout : ``"umap"`` (default: a quick first map at once, the UMAP map when ready) or
+        ``"quick"`` (the quick map only: no numba compilation, for scripts and tests).
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        vectors: np.ndarray | None = None,
+        text_encoder: Callable[[list[str]], np.ndarray] | None = None,
+        background: bool = True,
+        layout: str = "umap",
+    ) -> None:
+        from .learn import LabelSpreader, Retrainer
+        from .learn.probe import best_device
+
+        self.project = project
+        if vectors is None:
+            vectors = project.vectors()
+        if vectors is None:
+            raise ValueError(
+                f"project {str(project.path)!r} has no vectors yet: embed its items first "
+                "(workbench embed PROJECT --model ...) or pass vectors="
+            )
+        self.vectors = as_vectors(vectors)
+        if self.vectors.shape[0] != project.n:
+            raise ValueError(
+                f"{self.vectors.shape[0]} vectors for {project.n} items; embed the project again"
+            )
+        if layout not in ("umap", "quick"):
+            raise ValueError(f"layout must be 'umap' or 'quick', not {layout!r}")
+        self.text_encoder = text_encoder
+        self.background = background
+        self.layout_method = layout
+        self.device = best_device()
+        self._subscribers: list[Callable[[str], None]] = []
+        self._lock = threading.RLock()
+        cache = project.cache_dir
+        self.graph: KnnGraph = build_knn_graph(self.vectors, k=KNN_K, cache_dir=cache)
+        self.index = NeighborIndex.build(self.vectors, cache_dir=cache)
+        self._spreader = LabelSpreader(self.graph)
+        self.propagation: Predictions | None = None
+        self.probe_predictions: Predictions | None = None
+        self.predictions: Predictions | None = None
+        self.probe_accuracy: float | None = None
+        self._clusters: list[Cluster] | None = None
+        self._running: set[str] = set()
+        self.message = ""
+        self.coords = self._first_layout()
+        self._retrainer = (
+            Retrainer(self._fit, on_result=self._publish_predictions,
+                      on_error=self._on_fit_error, name="workbench-retrain")
+            if background else None
+        )
+        self._layout_thread: threading.Thread | None = None
+        if background:
+            self._start_layout()
+        if self.labels.state.human.max(initial=-1) >= 0:
+            self.retrain()
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def demo(cls, folder: str | os.PathLike[str] = "projects/digits", **kw: Any) -> Workbench:
+        """The offline demo: scikit-learn's 1,797 digits as real PNGs in a project folder.
+
+        Its vectors are the digits' pixels (no model weights needed); each item keeps its
+        true digit in the ``truth`` column so a demo can check itself.
+        """
+        folder = Path(folder)
+        project = Project.open_or_create(
+            folder, lambda: demo_digits(folder / "data"), vectors=digits_pixels()
+        )
+        return cls(project, **kw)
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str], **kw: Any) -> Workbench:
+        """Reopen a project folder: items, labels, vectors and caches come back."""
+        return cls(Project.open(folder), **kw)
+
+    @classmethod
+    def from_items(
+        cls,
+        folder: str | os.PathLike[str],
+        items: pl.DataFrame,
+        *,
+        model: Any = None,
+        batch_size: int | None = None,
+        progress: bool = True,
+        **kw: Any,
+    ) -> Workbench:
+        """Embed ``items`` and open a workbench on them, in a project at ``folder``.
+
+        Parameters
+        ----------
+        items : item table from :mod:`workbench.items` (images or texts).
+        model : an :class:`~workbench.embed.Embedder`, or a spec for
+            :func:`~workbench.embed.make_embedder` (``"clip"``, ``"clip:ViT-L-14"``,
+            ``"dino:small"``, ``"text"``, ``"clip:/path/to/config.json"``); default CLIP for
+            images, MiniLM for texts.
+
+        Reopening: if ``folder`` already holds an embedded project it is opened as is
+        (``items`` is ignored), so the cell that created a project can be re-run. The
+        embedding is cached by model and content: an interrupted run resumes.
+        """
+        from ._config import PROJECT_FILE
+        from .embed import Embedder, embed_items, make_embedder
+        from .items import validate_items
+
+        folder = Path(folder)
+        if (folder / PROJECT_FILE).exists():
+            project = Project.open(folder)
+            if project.vectors() is not None:
+                return cls(project, **kw)
+            project.close()
+            raise ValueError(
+                f"{str(folder)!r} holds a project without vectors; open it with "
+                "Workbench.open(folder, vectors=...) or choose a new folder"
+            )
+        items = validate_items(items)
+        kinds = set(items["kind"].to_list())
+        if len(kinds) != 1 or kinds <= {"vector"}:
+            raise ValueError(
+                f"from_items embeds images or texts, one kind at a time; got {sorted(kinds)} "
+                "(for precomputed vectors use Workbench.create(folder, items, vectors=...))"
+            )
+        kind = kinds.pop()
+        # The spec is kept so that a reopened project can load the same text tower; a
+        # ready-made Embedder object cannot be recreated from the folder alone.
+        if model is None:
+            spec: str | None = "text" if kind == "text" else "clip"
+        else:
+            spec = model if isinstance(model, str) else None
+        embedder = model if isinstance(model, Embedder) else make_embedder(spec, kind=kind)
+        cache = folder / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        result = embed_items(items, embedder, cache_dir=cache, batch_size=batch_size,
+                             progress=progress)
+        if not result.ids:
+            raise ValueError("no item could be embedded:\n" + "\n".join(
+                f"  {k}: {v}" for k, v in list(result.skipped.items())[:20]))
+        kept = items[result.rows.tolist()]
+        project = Project.create(
+            folder, kept, vectors=result.vectors, check=False, skipped=result.skipped,
+            meta={"embedder": {"name": embedder.name, "spec": spec}},
+        )
+        kw.setdefault("text_encoder", getattr(embedder, "encode_text", None))
+        return cls(project, **kw)
+
+    @classmethod
+    def create(
+        cls, folder: str | os.PathLike[str], items: pl.DataFrame, *, vectors: Any, **kw: Any
+    ) -> Workbench:
+        """A new project from items (see :mod:`workbench.items`) and their vectors."""
+        return cls(Project.create(folder, items, vectors=vectors), **kw)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def items(self) -> pl.DataFrame:
+        return self.project.items
+
+    @property
+    def n(self) -> int:
+        return self.project.n
+
+    @property
+    def labels(self):
+        """The project's :class:`~workbench.labels.LabelStore`."""
+        return self.project.labels
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """What is running, on which device, and the probe's held-out accuracy."""
+        with self._lock:
+            return {
+                "running": sorted(self._running),
+                "device": self.device,
+                "probe_accuracy": self.probe_accuracy,
+                "message": self.message,
+            }
+
+    @property
+    def clusters(self) -> list[Cluster]:
+        """Groups proposed from the embeddings (FAISS k-means), largest first; cached."""
+        if self._clusters is None:
+            from .learn import kmeans_groups
+
+            n_clusters = int(np.clip(round(self.n / CLUSTER_ITEMS_PER_CLUSTER),
+                                     CLUSTER_COUNT_MIN, CLUSTER_COUNT_MAX))
+            groups = kmeans_groups(self.vectors, n_clusters=min(n_clusters, self.n))
+            self._clusters = [Cluster(i, g.members, g.sample) for i, g in enumerate(groups)]
+        return self._clusters
+
+    def current_labels(self) -> np.ndarray:
+        """(N,) int64 best label per item: the human label, else the prediction, else -1."""
+        human = self.labels.state.human
+        pred = self.predictions
+        if pred is None:
+            return human.copy()
+        return np.where(human >= 0, human, pred.label)
+
+    def item_text(self, i: int) -> str:
+        """What to show for item ``i``: the text of a text item, the file name of an image."""
+        row = self.items.row(int(i), named=True)
+        if row["kind"] == "image":
+            return Path(row["source"]).name
+        return str(row["source"])
+
+    # -- labelling -----------------------------------------------------------------------------
+
+    def label(self, items: Sequence[int] | np.ndarray, name: str) -> None:
+        """Give ``items`` (positions or ids) the human label ``name`` (created if new)."""
+        self.labels.assign(items, name)
+        self._labels_changed()
+
+    def remove_labels(self, items: Sequence[int] | np.ndarray) -> None:
+        self.labels.remove(items)
+        self._labels_changed()
+
+    def undo(self) -> bool:
+        done = self.labels.undo()
+        if done:
+            self._labels_changed()
+        return done
+
+    def redo(self) -> bool:
+        done = self.labels.redo()
+        if done:
+            self._labels_changed()
+        return done
+
+    def create_class(self, name: str) -> int:
+        cid = self.labels.create_class(name)
+        self._labels_changed(retrain=False)
+        return cid
+
+    def rename_class(self, old: str | int, new: str) -> None:
+        self.labels.rename_class(old, new)
+        self._labels_changed(retrain=False)
+
+    def merge_classes(self, sources: Sequence[str | int], into: str | int) -> None:
+        self.labels.merge_classes(sources, into)
+        self._labels_changed()
+
+    def delete_class(self, name: str | int) -> None:
+        self.labels.delete_class(name)
+        self._labels_changed()
+
+    def refresh(self) -> bool:
+        """Pick up labels written by another process; True when something changed."""
+        changed = self.labels.refresh()
+        if changed:
+            self._labels_changed()
+        return changed
+
+    def accept_predictions(self, items: Sequence[int] | np.ndarray | None = None, *,
+                           min_confidence: float = 0.0) -> int:
+        """Record current predictions as machine labels (kept beside human labels).
+
+        Returns the number of items recorded. Human labels are never touched.
+        """
+        pred = self.predictions
+        if pred is None:
+            raise NotEnoughLabels("no predictions yet: label a few items of two classes first")
+        pos = np.arange(self.n) if items is None else np.asarray(items, np.int64)
+        ok = (pred.label[pos] >= 0) & (pred.confidence[pos] >= min_confidence)
+        pos = pos[ok]
+        source = "probe" if pred.source in ("probe", "combined") else pred.source
+        if pred.source == "propagated":
+            source = "propagated"
+        count = 0
+        for cid in np.unique(pred.label[pos]):
+            if cid not in self.labels.classes:
+                continue
+            sel = pos[pred.label[pos] == cid]
+            self.labels.assign(sel, int(cid), source=source, confidence=pred.confidence[sel])
+            count += sel.size
+        self._labels_changed(retrain=False)
+        return count
+
+    # -- search and queues ---------------------------------------------------------------------
+
+    def more_like_this(self, items: Sequence[int] | np.ndarray | int, k: int = 50) -> np.ndarray:
+        """(k,) positions of the items most similar to ``items`` (themselves left out)."""
+        idx, _ = self.index.more_like_this(np.atleast_1d(np.asarray(items, np.int64)), k)
+        return idx[idx >= 0]
+
+    def text_search(self, query: str, k: int = 100) -> np.ndarray:
+        """(k,) positions of the items that best match a text query (CLIP text tower)."""
+        if self.text_encoder is None:
+            self.text_encoder = self._text_encoder_from_project()
+        if self.text_encoder is None:
+            raise ValueError(
+                "text search needs a text encoder in the same space as the vectors: embed "
+                "with CLIP (images) or a sentence model (texts) via Workbench.from_items, or "
+                "pass text_encoder= (a callable list[str] -> (Q, D) array)"
+            )
+        if not str(query).strip():
+            raise ValueError("the search text is empty")
+        q = np.asarray(self.text_encoder([str(query)]), np.float32)
+        idx, _ = self.index.search_vectors(q, k)
+        return idx[0][idx[0] >= 0]
+
+    def suggestions(self, n: int = ACTIVE_BATCH_SIZE) -> np.ndarray:
+        """Items to label next: uncertain and diverse; before any model, uncovered clusters."""
+        from .learn import cluster_coverage_batch, suggest_batch
+
+        human = self.labels.state.human
+        if self.predictions is None:
+            return cluster_coverage_batch(self.clusters, human, batch_size=n)
+        return suggest_batch(self.predictions, self.vectors, human, batch_size=n)
+
+    def suspected_errors(self, n: int = ACTIVE_BATCH_SIZE) -> np.ndarray:
+        """Human labels most likely wrong (out-of-fold probe + neighbour votes)."""
+        from .learn import rank_label_issues
+
+        human = self.labels.state.human
+        try:
+            issues = rank_label_issues(self.vectors, human)
+        except NotEnoughLabels:
+            return np.zeros(0, np.int64)
+        return issues.ranked[:n]
+
+    # -- background work -----------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` on every change; events: labels, predictions, layout,
+        status. It may be called from a worker thread. Returns an unsubscribe function."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def retrain(self) -> None:
+        """Refit propagation and probe on the current human labels (in the background)."""
+        human = self.labels.state.human.copy()
+        if self._retrainer is None:
+            self._publish_predictions(self._fit(human))
+        else:
+            self._set_running("retrain", True)
+            self._retrainer.submit(human)
+
+    def wait(self, timeout: float | None = 120.0) -> None:
+        """Block until background layout and retraining are done (scripts, tests, notebooks
+        run unattended). Interactive use never needs this."""
+        if self._layout_thread is not None:
+            self._layout_thread.join(timeout)
+        if self._retrainer is not None:
+            self._retrainer.wait(timeout)
+
+    def close(self) -> None:
+        if self._retrainer is not None:
+            self._retrainer.close(wait=False)
+        self.project.close()
+
+    def export(self, path: str | os.PathLike[str], *, format: str | None = None,
+               include: str = "human", min_confidence: float = 0.0, **kw: Any) -> Path:
+        """Export labels; ``format`` = parquet/csv/jsonl (by suffix), imagefolder or hf."""
+        from .export import export_imagefolder, export_table, to_hf_dataset
+
+        fmt = (format or Path(path).suffix.lstrip(".")).lower()
+        opts = {"include": include, "min_confidence": min_confidence,
+                "predictions": self.predictions}
+        if fmt == "imagefolder":
+            return export_imagefolder(self.project, path, **opts, **kw)
+        if fmt == "hf":
+            to_hf_dataset(self.project, **opts, **kw).save_to_disk(str(path))
+            return Path(path)
+        return export_table(self.project, path, format=fmt, **opts)
+
+    def show(self):
+        """The notebook widget over this session."""
+        from .widgets import WorkbenchApp  # the core never imports widget code at load time
+
+        return WorkbenchApp(self)
+
+    def _ipython_display_(self) -> None:  # pragma: no cover - notebook only
+        from IPython.display import display
+
+        display(self.show())
+
+    def __repr__(self) -> str:
+        return (f"Workbench({str(self.project.path)!r}, items={self.n}, "
+                f"classes={len(self.labels.classes)}, device={self.device!r})")
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _labels_changed(self, *, retrain: bool = True) -> None:
+        self._emit("labels")
+        if retrain:
+            self.retrain()
+
+    def _fit(self, human: np.ndarray) -> dict[str, Any]:
+        """Propagation and probe on a snapshot of the human labels (worker thread)."""
+        from .learn import LinearProbe, combine
+
+        out: dict[str, Any] = {"propagation": None, "probe": None, "accuracy": None,
+                               "message": ""}
+        try:
+            self._spreader.fit(human)
+            out["propagation"] = self._spreader.predictions_
+        except NotEnoughLabels as e:
+            out["message"] = str(e)
+            return out
+        n_labelled = int((human >= 0).sum())
+        classes, counts = np.unique(human[human >= 0], return_counts=True)
+        if n_labelled >= PROBE_MIN_LABELS and classes.size >= 2 and counts.min() >= 2:
+            try:
+                probe = LinearProbe(device=self.device).fit(self.vectors, human)
+                out["probe"] = probe.predictions(self.vectors)
+                out["accuracy"] = float(probe.cv_accuracy_)
+                out["probe_weight"] = self._choose_probe_weight(human, probe)
+            except NotEnoughLabels as e:
+                out["message"] = str(e)
+        else:
+            out["message"] = (f"probe waits for {PROBE_MIN_LABELS} labels of 2+ classes "
+                              f"(2+ each); have {n_labelled}")
+        out["combined"] = combine(out["propagation"], out["probe"],
+                                  probe_weight=out.get("probe_weight", 0.5))
+        return out
+
+    def _choose_probe_weight(self, human: np.ndarray, probe: Any) -> float:
+        """The probe's weight in the combination, chosen on held-out human labels.
+
+        One fifth of the human labels (seeded) is hidden from a second propagation; the
+        probe's out-of-fold probabilities cover the same items. The weight from
+        ``PROBE_WEIGHT_GRID`` whose mix predicts the hidden labels best wins (ties go to
+        the smaller weight). Pixels favour the graph, good embeddings the probe: measured,
+        not assumed.
+        """
+        from .learn import propagate
+
+        lab = np.flatnonzero(human >= 0)
+        oof = np.asarray(probe.oof_proba_, np.float64)
+        rows = {int(p): i for i, p in enumerate(probe.labelled_)}
+        hold = np.random.default_rng(0).choice(lab, max(1, lab.size // 5), replace=False)
+        hold = np.array([h for h in hold if not np.isnan(oof[rows[int(h)]]).any()], np.int64)
+        if hold.size < 2:
+            return DEFAULT_PROBE_WEIGHT
+        train = human.copy()
+        train[hold] = -1
+        try:
+            prop = propagate(self.graph, train)
+        except NotEnoughLabels:
+            return DEFAULT_PROBE_WEIGHT
+        classes = probe.classes_
+        p_probe = oof[[rows[int(h)] for h in hold]]
+        p_prop = np.zeros_like(p_probe)
+        col = {int(c): j for j, c in enumerate(classes)}
+        for j, c in enumerate(prop.classes):
+            if int(c) in col:
+                p_prop[:, col[int(c)]] = prop.proba[hold, j]
+        truth = np.searchsorted(classes, human[hold])
+        scores = [((w * p_probe + (1 - w) * p_prop).argmax(axis=1) == truth).mean()
+                  for w in PROBE_WEIGHT_GRID]
+        return float(PROBE_WEIGHT_GRID[int(np.argmax(scores))])
+
+    def _publish_predictions(self, result: dict[str, Any]) -> None:
+        with self._lock:
+            self.propagation = result["propagation"]
+            self.probe_predictions = result["probe"]
+            self.predictions = result.get("combined")
+            if result["accuracy"] is not None:
+                self.probe_accuracy = result["accuracy"]
+            self.message = result["message"]
+            self._running.discard("retrain")
+        self._emit("predictions")
+        self._emit("status")
+
+    def _on_fit_error(self, exc: BaseException) -> None:
+        log.error("background retrain failed: %s", exc, exc_info=exc)
+        with self._lock:
+            self.message = f"retrain failed: {exc}"
+            self._running.discard("retrain")
+        self._emit("status")
+
+    def _set_running(self, job: str, on: bool) -> None:
+        with self._lock:
+            (self._running.add if on else self._running.discard)(job)
+        self._emit("status")
+
+    def _first_layout(self) -> np.ndarray:
+        """Coordinates to show at once: the UMAP map when there is no background thread,
+        else a PCA projection (no numba, milliseconds) until the UMAP map arrives."""
+        from .layout import compute_layout
+
+        if self.layout_method == "umap" and not self.background:
+            self._layout_final = True
+            return compute_layout(self.graph, self.vectors, cache_dir=self.project.cache_dir)
+        self._layout_final = self.layout_method == "quick"
+        return pca_layout(self.vectors)
+
+    def _start_layout(self) -> None:
+        from .layout import compute_layout
+
+        if self._layout_final:
+            return
+
+        def run() -> None:
+            self._set_running("layout", True)
+            try:
+                coords = compute_layout(self.graph, self.vectors,
+                                        cache_dir=self.project.cache_dir)
+                with self._lock:
+                    self.coords = coords
+                    self._layout_final = True
+                self._emit("layout")
+            except Exception as e:  # shown to the user, the quick layout stays
+                log.error("layout failed: %s", e, exc_info=e)
+                self.message = f"layout failed: {e}"
+            finally:
+                self._set_running("layout", False)
+
+        self._layout_thread = threading.Thread(target=run, name="workbench-layout", daemon=True)
+        self._layout_thread.start()
+
+    def _text_encoder_from_project(self) -> Callable[[list[str]], np.ndarray] | None:
+        """The text side of the model that embedded this project (CLIP's text tower, or the
+        sentence model itself for texts), loaded on first use."""
+        info = self.project.meta.get("embedder") or {}
+        spec = info.get("spec")
+        backend = str(info.get("name", "")).split(":")[0]
+        if not spec or backend not in ("clip", "text"):
+            return None
+        from .embed import make_embedder
+
+        return make_embedder(spec, kind="image" if backend == "clip" else "text").encode_text
+
+    def _emit(self, event: str) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for cb in subscribers:
+            try:
+                cb(event)
+            except Exception as e:  # a broken view must not break labelling
+                log.error("subscriber %r failed on %r: %s", cb, event, e, exc_info=e)
+
+
+def pca_layout(vectors: np.ndarray, *, sample: int = 20_000, seed: int = 0) -> np.ndarray:
+    """(N, 2) float32 in [-1, 1]: the first two principal components (an instant first map).
+
+    The axes are fitted on at most ``sample`` rows, so this stays fast at a million items.
+    """
+    from .layout import scale_to_unit
+
+    x = np.asarray(vectors, np.float32)
+    rng = np.random.default_rng(seed)
+    fit = x if x.shape[0] <= sample else x[rng.choice(x.shape[0], sample, replace=False)]
+    mean = fit.mean(axis=0)
+    _, _, vt = np.linalg.svd(fit - mean, full_matrices=False)
+    axes = vt[:2].T if vt.shape[0] >= 2 else np.eye(x.shape[1], 2, dtype=np.float32)
+    return scale_to_unit((x - mean) @ axes)

@@ -1,0 +1,170 @@
+"""The gallery: the items of a selection or a queue as paged cards.
+
+The Python side decides which items are on the current page (``cards``, plain JSON:
+index, kind, text, label, label source); thumbnails are fetched on demand as binary, as
+in the map. A card can be relabelled on its own (``relabel``) or taken out of the
+selection (``drop``); number keys label everything that is left (``label_key``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from .._config import GALLERY_PAGE_SIZE
+from ._bundle import bundle
+
+__all__ = ["Gallery"]
+
+log = logging.getLogger("workbench.widgets")
+
+ACTIONS = ("label_key", "remove_labels", "undo", "redo", "relabel", "drop")
+
+
+class Gallery(anywidget.AnyWidget):
+    """Paged cards of some items.
+
+    Parameters
+    ----------
+    describe : ``fn(indices) -> list[dict]`` giving one card per index with keys
+        ``index``, ``kind``, ``text``, ``label``, ``source``.
+    thumbnail : ``fn(index) -> dict`` as for :class:`~workbench.widgets.scatter.ScatterMap`.
+    on_action : ``fn(message)`` for ``label_key`` (``key``), ``remove_labels``, ``undo``,
+        ``redo``, ``relabel`` (``index``, ``slot``; slot 0 removes the label) and ``drop``
+        (``index``), called after validation.
+    page_size : cards per page (default ``GALLERY_PAGE_SIZE``).
+    """
+
+    _esm = bundle("gallery")
+
+    cards = traitlets.List(traitlets.Dict()).tag(sync=True)
+    classes = traitlets.List(traitlets.Dict()).tag(sync=True)
+    page = traitlets.Int(0).tag(sync=True)
+    pages = traitlets.Int(0).tag(sync=True)
+    total = traitlets.Int(0).tag(sync=True)
+    title = traitlets.Unicode("Selection").tag(sync=True)
+
+    def __init__(
+        self,
+        *,
+        describe: Callable[[np.ndarray], list[dict[str, Any]]],
+        thumbnail: Callable[[int], dict[str, Any]] | None = None,
+        on_action: Callable[[dict[str, Any]], None] | None = None,
+        page_size: int = GALLERY_PAGE_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        self.page_size = int(page_size)
+        self._describe = describe
+        self._thumbnail = thumbnail
+        self._on_action = on_action
+        self._items = np.zeros(0, np.int64)
+        self.on_msg(self._on_custom_msg)
+        self.observe(self._on_page, names="page")
+
+    @property
+    def items(self) -> np.ndarray:
+        """(K,) int64 positions shown, over all pages."""
+        return self._items.copy()
+
+    def show(self, items: Any, *, title: str | None = None, page: int = 0) -> None:
+        """Show ``items`` (positions), starting at ``page``."""
+        self._items = np.asarray(items if items is not None else [], dtype=np.int64).ravel()
+        if title is not None:
+            self.title = title
+        self.total = int(self._items.size)
+        self.pages = -(-self.total // self.page_size)
+        page = min(max(page, 0), max(self.pages - 1, 0))
+        if page == self.page:
+            self.refresh()
+        else:
+            self.page = page  # the observer refreshes
+
+    def refresh(self) -> None:
+        """Rebuild the cards of the current page (after labels changed)."""
+        start = self.page * self.page_size
+        shown = self._items[start:start + self.page_size]
+        self.cards = self._describe(shown) if shown.size else []
+
+    def _on_page(self, change: dict[str, Any]) -> None:
+        if self.pages and not 0 <= change["new"] < self.pages:
+            self.page = min(max(change["new"], 0), self.pages - 1)
+            return
+        self.refresh()
+
+    def _reject(self, content: Any, reason: str) -> None:
+        log.error("gallery widget: rejected message %r: %s", content, reason)
+        reply: dict[str, Any] = {"type": "error", "message": reason}
+        if isinstance(content, dict) and isinstance(content.get("id"), str):
+            reply["id"] = content["id"]
+        self.send(reply)
+
+    def _on_custom_msg(self, widget: Any, content: Any, buffers: list[Any]) -> None:
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            self._reject(content, "a message must be an object with a string 'type'")
+            return
+        kind = content["type"]
+        if kind not in (*ACTIONS, "thumb"):
+            self._reject(content, f"unknown message type {kind!r}")
+            return
+        action: dict[str, Any] = {"type": kind}
+        if kind in ("thumb", "relabel", "drop"):
+            idx = content.get("index")
+            if isinstance(idx, bool) or not isinstance(idx, int) or not np.any(
+                self._items == idx
+            ):
+                self._reject(content, f"index {idx!r} is not an item shown in the gallery")
+                return
+            action["index"] = idx
+        if kind == "label_key":
+            key = content.get("key")
+            if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= 9:
+                self._reject(content, f"label_key needs a key from 1 to 9, got {key!r}")
+                return
+            action["key"] = key
+        if kind == "relabel":
+            slot = content.get("slot")
+            if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
+                self._reject(content, f"relabel needs a class slot >= 0, got {slot!r}")
+                return
+            action["slot"] = slot
+        if kind == "thumb":
+            self._reply_thumb(content, action["index"])
+            return
+        if self._on_action is None:
+            self._reject(content, "this gallery is not connected to a session")
+            return
+        try:
+            self._on_action(action)
+        except Exception as e:  # shown to the user; the kernel keeps running
+            log.exception("gallery: action %s failed", action)
+            self._reject(content, f"{kind} failed: {e}")
+
+    def _reply_thumb(self, content: dict[str, Any], index: int) -> None:
+        if not isinstance(content.get("id"), str):
+            self._reject(content, "a thumb request needs a string 'id' for the reply")
+            return
+        if self._thumbnail is None:
+            self._reject(content, "no thumbnails in this gallery")
+            return
+        try:
+            t = self._thumbnail(index)
+        except Exception as e:
+            log.warning("thumbnail of item %d failed: %s", index, e)
+            self.send({"type": "thumb", "id": content["id"], "index": index,
+                       "kind": "error", "text": f"no preview: {e}"})
+            return
+        data = t.get("data")
+        self.send(
+            {"type": "thumb", "id": content["id"], "index": index,
+             "kind": str(t.get("kind", "")), "mime": str(t.get("mime", "")),
+             "text": "", "label": ""},
+            buffers=[data] if data else [],
+        )

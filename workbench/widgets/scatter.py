@@ -1,0 +1,283 @@
+"""The map: every item as a point, drawn by WebGL in the browser (regl-scatterplot).
+
+What travels, and how:
+
+* coordinates: the ``coords`` trait, float32 ``x, y`` pairs as one binary buffer, sent once;
+* label codes: per point, 0 = none, else a palette slot (uint16; confidence and review
+  flags uint8), sent whole once per view in reply to its ``ready`` message;
+* a relabel: a ``patch`` message with the changed indices (uint32) and their new codes,
+  never the coordinates and never the unchanged codes;
+* the selection: the ``selection`` trait, uint32 indices as one binary buffer, both ways;
+* thumbnails: on demand, a ``thumb`` request answered with the image bytes as a buffer.
+
+The widget holds no labels of its own: the app encodes the session's state into codes
+and calls :meth:`ScatterMap.update`; key presses go back to the app as actions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from .._config import MAP_HEIGHT, MAP_POINT_SIZE
+from ._bundle import bundle
+
+__all__ = ["CODE_FIELDS", "COLOR_MODES", "ScatterMap", "normalize_coords"]
+
+log = logging.getLogger("workbench.widgets")
+
+
+#: Colour modes of the map: labels (human opaque, machine translucent), human labels only,
+#: predicted label, prediction confidence, proposed cluster, needs review.
+COLOR_MODES = ("label", "human", "predicted", "confidence", "cluster", "review")
+#: Per-point code arrays and their wire dtype (0 always means "none").
+CODE_FIELDS: dict[str, type[np.integer]] = {
+    "human": np.uint16, "machine": np.uint16, "predicted": np.uint16,
+    "cluster": np.uint16, "confidence": np.uint8, "review": np.uint8,
+}
+#: Actions a key press (or a gallery click) asks the app to perform.
+ACTIONS = ("label_key", "remove_labels", "undo", "redo")
+
+
+def _bytes_from_json(value: Any, widget: Any) -> bytes:
+    # Buffers arrive as memoryview; the trait stores plain bytes.
+    return b"" if value is None else bytes(value)
+
+
+def normalize_coords(coords: Any) -> np.ndarray:
+    """(N, 2) finite coordinates as float32 inside [-1, 1], aspect ratio kept.
+
+    Coordinates already inside [-1, 1] are kept as they are (so the map matches the
+    session's ``coords``); others are centred and scaled to fit.
+    """
+    xy = np.asarray(coords, dtype=np.float32)
+    if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] == 0:
+        raise ValueError(f"coords must have shape (N, 2) with N >= 1, got {xy.shape}")
+    if not np.isfinite(xy).all():
+        bad = int(np.flatnonzero(~np.isfinite(xy).all(axis=1))[0])
+        raise ValueError(f"coords row {bad} is NaN or infinite; recompute the layout")
+    if np.abs(xy).max() <= 1.0:
+        return np.ascontiguousarray(xy)
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    span = float((hi - lo).max()) or 1.0
+    return np.ascontiguousarray((xy - (lo + hi) / 2) * (1.9 / span), dtype=np.float32)
+
+
+def default_point_size(n: int) -> float:
+    """Smaller points for bigger maps, so dense regions keep their structure."""
+    if n <= 10_000:
+        return float(MAP_POINT_SIZE)
+    if n <= 200_000:
+        return 3.0
+    return 1.5
+
+
+class ScatterMap(anywidget.AnyWidget):
+    """WebGL map of ``N`` points with lasso/box selection, legend and hover previews.
+
+    Parameters
+    ----------
+    coords : (N, 2) coordinates (see :func:`normalize_coords`).
+    height : pixels (default ``MAP_HEIGHT``).
+    point_size : pixels; default depends on N.
+    thumbnail : ``fn(index) -> dict`` answering hover requests, with keys ``kind``
+        ("image"/"text"/"vector"), ``data`` (bytes or None), ``mime``, ``text``, ``label``.
+    on_action : ``fn(message: dict)`` called for key presses (``label_key`` with ``key``
+        1-9, ``remove_labels``, ``undo``, ``redo``) after validation.
+
+    Attributes
+    ----------
+    selected : (K,) int64 positions of the selected points (settable via :meth:`select`).
+    bytes_sent : wire bytes (JSON + buffers) of the last :meth:`update`.
+    """
+
+    _esm = bundle("scatter")
+
+    coords = traitlets.Bytes(b"").tag(sync=True)
+    n = traitlets.Int(0).tag(sync=True)
+    classes = traitlets.List(traitlets.Dict()).tag(sync=True)
+    color_by = traitlets.Enum(COLOR_MODES, default_value="label").tag(sync=True)
+    selection = traitlets.Bytes(b"").tag(sync=True, from_json=_bytes_from_json)
+    lasso_type = traitlets.Enum(("freeform", "rectangle"), default_value="freeform").tag(
+        sync=True
+    )
+    point_size = traitlets.Float(float(MAP_POINT_SIZE)).tag(sync=True)
+    height = traitlets.Int(MAP_HEIGHT).tag(sync=True)
+    n_clusters = traitlets.Int(0).tag(sync=True)
+
+    def __init__(
+        self,
+        coords: Any,
+        *,
+        height: int = MAP_HEIGHT,
+        point_size: float | None = None,
+        thumbnail: Callable[[int], dict[str, Any]] | None = None,
+        on_action: Callable[[dict[str, Any]], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        xy = normalize_coords(coords)
+        n = xy.shape[0]
+        super().__init__(
+            coords=xy.tobytes(), n=n, height=int(height),
+            point_size=float(point_size) if point_size is not None else default_point_size(n),
+            **kwargs,
+        )
+        self._codes: dict[str, np.ndarray] = {
+            f: np.zeros(n, dt) for f, dt in CODE_FIELDS.items()
+        }
+        self._thumbnail = thumbnail
+        self._on_action = on_action
+        self._seq = 0
+        self.bytes_sent = 0
+        self.views_ready = 0
+        self.on_msg(self._on_custom_msg)
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def selected(self) -> np.ndarray:
+        """(K,) int64 positions of the selected points, sorted."""
+        return np.frombuffer(self.selection, dtype=np.uint32).astype(np.int64)
+
+    def select(self, indices: Any) -> None:
+        """Select points by position (replaces the selection; empty clears it)."""
+        idx = np.asarray(indices if indices is not None else [], dtype=np.int64).ravel()
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
+            bad = int(idx[(idx < 0) | (idx >= self.n)][0])
+            raise IndexError(f"point {bad} is out of range for a map of {self.n} points")
+        self.selection = np.unique(idx).astype(np.uint32).tobytes() if idx.size else b""
+
+    def codes(self, field: str) -> np.ndarray:
+        """A copy of the current codes of ``field`` (one of ``CODE_FIELDS``)."""
+        return self._codes[self._field(field)].copy()
+
+    def update(self, **fields: Any) -> int:
+        """Set code arrays and send what changed; return the bytes sent.
+
+        Each keyword is a field of ``CODE_FIELDS`` with an (N,) integer array. Changed
+        points go as one ``patch`` message per field (indices + codes); when a patch would
+        be larger than the whole field, the whole field is sent instead.
+        """
+        staged = []
+        for name, values in fields.items():
+            field = self._field(name)
+            dt = CODE_FIELDS[field]
+            arr = np.asarray(values)
+            if arr.shape != (self.n,):
+                raise ValueError(f"{field} codes must have shape ({self.n},), got {arr.shape}")
+            if arr.size and (arr.min() < 0 or arr.max() > np.iinfo(dt).max):
+                raise ValueError(
+                    f"{field} codes must lie in [0, {np.iinfo(dt).max}]; "
+                    f"got [{arr.min()}, {arr.max()}]"
+                )
+            new = arr.astype(dt)
+            changed = np.flatnonzero(new != self._codes[field])
+            self._codes[field] = new
+            if changed.size:
+                staged.append((field, changed))
+        sent = 0
+        if staged:
+            self._seq += 1
+        for k, (field, changed) in enumerate(staged):
+            last = k == len(staged) - 1
+            new = self._codes[field]
+            if changed.size * (4 + new.itemsize) < new.nbytes:
+                msg = {"type": "patch", "field": field, "seq": self._seq, "last": last}
+                buffers = [changed.astype(np.uint32).tobytes(), new[changed].tobytes()]
+            else:
+                msg = {"type": "codes", "fields": [field], "seq": self._seq}
+                buffers = [new.tobytes()]
+            sent += self._send_msg(msg, buffers)
+        self.bytes_sent = sent
+        return sent
+
+    # -- messages ------------------------------------------------------------------------
+
+    def _send_msg(self, msg: dict[str, Any], buffers: list[bytes] | None = None) -> int:
+        self.send(msg, buffers=buffers or [])
+        return len(json.dumps(msg)) + sum(len(b) for b in buffers or [])
+
+    def _field(self, name: str) -> str:
+        if name not in CODE_FIELDS:
+            raise ValueError(f"unknown code field {name!r}; fields are {list(CODE_FIELDS)}")
+        return name
+
+    def _reject(self, content: Any, reason: str) -> None:
+        log.error("map widget: rejected message %r: %s", content, reason)
+        reply: dict[str, Any] = {"type": "error", "message": reason}
+        if isinstance(content, dict) and isinstance(content.get("id"), str):
+            reply["id"] = content["id"]
+        self._send_msg(reply)
+
+    def _index(self, content: dict[str, Any]) -> int | None:
+        idx = content.get("index")
+        if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < self.n:
+            self._reject(content, f"index must be an integer in [0, {self.n}), got {idx!r}")
+            return None
+        return idx
+
+    def _on_custom_msg(self, widget: Any, content: Any, buffers: list[Any]) -> None:
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            self._reject(content, "a message must be an object with a string 'type'")
+            return
+        kind = content["type"]
+        if kind == "ready":
+            self.views_ready += 1
+            # All-zero fields (no predictions yet, no clusters) are left out: the view
+            # starts from zeros, and at 1M points each field is 1-2 MB.
+            fields = [f for f in CODE_FIELDS if self._codes[f].any()]
+            self._send_msg(
+                {"type": "codes", "fields": fields, "seq": self._seq},
+                [self._codes[f].tobytes() for f in fields],
+            )
+        elif kind == "thumb":
+            self._reply_thumb(content)
+        elif kind in ACTIONS:
+            if kind == "label_key":
+                key = content.get("key")
+                if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= 9:
+                    self._reject(content, f"label_key needs a key from 1 to 9, got {key!r}")
+                    return
+            self._act({"type": kind, **({"key": content["key"]} if kind == "label_key" else {})},
+                      content)
+        else:
+            self._reject(content, f"unknown message type {kind!r}")
+
+    def _act(self, action: dict[str, Any], content: dict[str, Any]) -> None:
+        if self._on_action is None:
+            self._reject(content, "this map is not connected to a session")
+            return
+        try:
+            self._on_action(action)
+        except Exception as e:  # shown to the user; the kernel keeps running
+            log.exception("map widget: action %s failed", action)
+            self._reject(content, f"{action['type']} failed: {e}")
+
+    def _reply_thumb(self, content: dict[str, Any]) -> None:
+        index = self._index(content)
+        if index is None:
+            return
+        if not isinstance(content.get("id"), str):
+            self._reject(content, "a thumb request needs a string 'id' for the reply")
+            return
+        if self._thumbnail is None:
+            self._reject(content, "no thumbnails for this map")
+            return
+        try:
+            t = self._thumbnail(index)
+        except Exception as e:
+            log.warning("thumbnail of item %d failed: %s", index, e)
+            self._send_msg({"type": "thumb", "id": content["id"], "index": index,
+                        "kind": "error", "text": f"no preview: {e}"})
+            return
+        data = t.get("data")
+        msg = {"type": "thumb", "id": content["id"], "index": index,
+               "kind": str(t.get("kind", "")), "mime": str(t.get("mime", "")),
+               "text": str(t.get("text", "")), "label": str(t.get("label", ""))}
+        self._send_msg(msg, [data] if data else [])
