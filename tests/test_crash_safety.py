@@ -7,6 +7,7 @@ acknowledgements and kills it with SIGKILL (no cleanup, no atexit, no flush).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -64,12 +65,21 @@ def _prefix_states(ops: list[str], upto: int, tmp_path):
         ref.close()
 
 
+def _random_case(seed: int) -> tuple[list[str], int]:
+    """A seeded random mix of actions and a random point to kill the writer at."""
+    rng = random.Random(seed)
+    ops = [rng.choice(["assign", "assign", "remove", "undo", "redo"]) for _ in range(11)]
+    return ops, rng.randint(3, 90)
+
+
 @pytest.mark.parametrize(
-    "ops",
-    [["assign", "assign", "remove"], ["assign", "assign", "undo", "assign", "undo", "undo", "redo"]],
-    ids=["labels", "undo-redo"],
+    ("ops", "kill_after"),
+    [(["assign", "assign", "remove"], 60),
+     (["assign", "assign", "undo", "assign", "undo", "undo", "redo"], 60),
+     *(_random_case(seed) for seed in range(4))],
+    ids=["labels", "undo-redo", *(f"random-{seed}" for seed in range(4))],
 )
-def test_sigkill_mid_stream_keeps_every_returned_action(tmp_path, ops):
+def test_sigkill_mid_stream_keeps_every_returned_action(tmp_path, ops, kill_after):
     db = tmp_path / "labels.sqlite"
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     child = subprocess.Popen(
@@ -80,13 +90,13 @@ def test_sigkill_mid_stream_keeps_every_returned_action(tmp_path, ops):
     try:
         for line in child.stdout:
             acked = int(line)
-            if acked >= 60:
+            if acked >= kill_after:
                 break
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    assert acked >= 60, "writer never got going"
+    assert acked >= kill_after, "writer never got going"
 
     ids = [f"item{i}" for i in range(N_ITEMS)]
     reopened = LabelStore(db, ids)
