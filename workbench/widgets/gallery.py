@@ -18,6 +18,7 @@ import traitlets
 
 from .._config import GALLERY_PAGE_SIZE
 from ._bundle import bundle
+from ._messages import MessageReplies
 
 __all__ = ["Gallery"]
 
@@ -26,7 +27,7 @@ log = logging.getLogger("workbench.widgets")
 ACTIONS = ("label_key", "remove_labels", "undo", "redo", "relabel", "drop")
 
 
-class Gallery(anywidget.AnyWidget):
+class Gallery(MessageReplies, anywidget.AnyWidget):
     """Paged cards of some items.
 
     Parameters
@@ -39,6 +40,8 @@ class Gallery(anywidget.AnyWidget):
         (``index``), called after validation.
     page_size : cards per page (default ``GALLERY_PAGE_SIZE``).
     """
+
+    _what = "gallery"
 
     _esm = bundle("gallery")
 
@@ -99,13 +102,6 @@ class Gallery(anywidget.AnyWidget):
             return
         self.refresh()
 
-    def _reject(self, content: Any, reason: str) -> None:
-        log.error("gallery widget: rejected message %r: %s", content, reason)
-        reply: dict[str, Any] = {"type": "error", "message": reason}
-        if isinstance(content, dict) and isinstance(content.get("id"), str):
-            reply["id"] = content["id"]
-        self.send(reply)
-
     def _on_custom_msg(self, widget: Any, content: Any, buffers: list[Any]) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             self._reject(content, "a message must be an object with a string 'type'")
@@ -136,7 +132,7 @@ class Gallery(anywidget.AnyWidget):
                 return
             action["slot"] = slot
         if kind == "thumb":
-            self._reply_thumb(content, action["index"])
+            self._send_thumb(content, action["index"], with_text=False)
             return
         if self._on_action is None:
             self._reject(content, "this gallery is not connected to a session")
@@ -146,25 +142,3 @@ class Gallery(anywidget.AnyWidget):
         except Exception as e:  # shown to the user; the kernel keeps running
             log.exception("gallery: action %s failed", action)
             self._reject(content, f"{kind} failed: {e}")
-
-    def _reply_thumb(self, content: dict[str, Any], index: int) -> None:
-        if not isinstance(content.get("id"), str):
-            self._reject(content, "a thumb request needs a string 'id' for the reply")
-            return
-        if self._thumbnail is None:
-            self._reject(content, "no thumbnails in this gallery")
-            return
-        try:
-            t = self._thumbnail(index)
-        except Exception as e:
-            log.warning("thumbnail of item %d failed: %s", index, e)
-            self.send({"type": "thumb", "id": content["id"], "index": index,
-                       "kind": "error", "text": f"no preview: {e}"})
-            return
-        data = t.get("data")
-        self.send(
-            {"type": "thumb", "id": content["id"], "index": index,
-             "kind": str(t.get("kind", "")), "mime": str(t.get("mime", "")),
-             "text": "", "label": ""},
-            buffers=[data] if data else [],
-        )

@@ -16,7 +16,6 @@ and calls :meth:`ScatterMap.update`; key presses go back to the app as actions.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,7 @@ import traitlets
 
 from .._config import MAP_HEIGHT, MAP_POINT_SIZE
 from ._bundle import bundle
+from ._messages import MessageReplies
 
 __all__ = ["CODE_FIELDS", "COLOR_MODES", "ScatterMap", "normalize_coords"]
 
@@ -78,7 +78,7 @@ def default_point_size(n: int) -> float:
     return 1.5
 
 
-class ScatterMap(anywidget.AnyWidget):
+class ScatterMap(MessageReplies, anywidget.AnyWidget):
     """WebGL map of ``N`` points with lasso/box selection, legend and hover previews.
 
     Parameters
@@ -96,6 +96,8 @@ class ScatterMap(anywidget.AnyWidget):
     selected : (K,) int64 positions of the selected points (settable via :meth:`select`).
     bytes_sent : wire bytes (JSON + buffers) of the last :meth:`update`.
     """
+
+    _what = "map"
 
     _esm = bundle("scatter")
 
@@ -199,21 +201,10 @@ class ScatterMap(anywidget.AnyWidget):
 
     # -- messages ------------------------------------------------------------------------
 
-    def _send_msg(self, msg: dict[str, Any], buffers: list[bytes] | None = None) -> int:
-        self.send(msg, buffers=buffers or [])
-        return len(json.dumps(msg)) + sum(len(b) for b in buffers or [])
-
     def _field(self, name: str) -> str:
         if name not in CODE_FIELDS:
             raise ValueError(f"unknown code field {name!r}; fields are {list(CODE_FIELDS)}")
         return name
-
-    def _reject(self, content: Any, reason: str) -> None:
-        log.error("map widget: rejected message %r: %s", content, reason)
-        reply: dict[str, Any] = {"type": "error", "message": reason}
-        if isinstance(content, dict) and isinstance(content.get("id"), str):
-            reply["id"] = content["id"]
-        self._send_msg(reply)
 
     def _index(self, content: dict[str, Any]) -> int | None:
         idx = content.get("index")
@@ -261,23 +252,5 @@ class ScatterMap(anywidget.AnyWidget):
 
     def _reply_thumb(self, content: dict[str, Any]) -> None:
         index = self._index(content)
-        if index is None:
-            return
-        if not isinstance(content.get("id"), str):
-            self._reject(content, "a thumb request needs a string 'id' for the reply")
-            return
-        if self._thumbnail is None:
-            self._reject(content, "no thumbnails for this map")
-            return
-        try:
-            t = self._thumbnail(index)
-        except Exception as e:
-            log.warning("thumbnail of item %d failed: %s", index, e)
-            self._send_msg({"type": "thumb", "id": content["id"], "index": index,
-                        "kind": "error", "text": f"no preview: {e}"})
-            return
-        data = t.get("data")
-        msg = {"type": "thumb", "id": content["id"], "index": index,
-               "kind": str(t.get("kind", "")), "mime": str(t.get("mime", "")),
-               "text": str(t.get("text", "")), "label": str(t.get("label", ""))}
-        self._send_msg(msg, [data] if data else [])
+        if index is not None:
+            self._send_thumb(content, index)

@@ -1,0 +1,56 @@
+"""Replies the widgets share: an error for a rejected message, a thumbnail on request."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class MessageReplies:
+    """Mixin for an anywidget that answers custom messages.
+
+    The widget sets ``_what`` (its name in logs and errors) and ``_thumbnail`` (a callable
+    ``index -> {"kind", "mime", "data", "text", "label"}``, or None).
+    """
+
+    _what = "widget"
+    _thumbnail: Callable[[int], dict[str, Any]] | None = None
+
+    def _send_msg(self, msg: dict[str, Any], buffers: list[bytes] | None = None) -> int:
+        """Send ``msg`` with binary ``buffers``; return the bytes it costs on the wire."""
+        self.send(msg, buffers=buffers or [])
+        return len(json.dumps(msg)) + sum(len(b) for b in buffers or [])
+
+    def _reject(self, content: Any, reason: str) -> None:
+        """Log a message we will not act on and tell the front end why (no state change)."""
+        log.error("%s widget: rejected message %r: %s", self._what, content, reason)
+        reply: dict[str, Any] = {"type": "error", "message": reason}
+        if isinstance(content, dict) and isinstance(content.get("id"), str):
+            reply["id"] = content["id"]
+        self._send_msg(reply)
+
+    def _send_thumb(self, content: dict[str, Any], index: int, *, with_text: bool = True) -> None:
+        """Answer a ``thumb`` request for item ``index`` (image bytes as a buffer)."""
+        if not isinstance(content.get("id"), str):
+            self._reject(content, "a thumb request needs a string 'id' for the reply")
+            return
+        if self._thumbnail is None:
+            self._reject(content, f"no thumbnails in this {self._what}")
+            return
+        try:
+            t = self._thumbnail(index)
+        except Exception as e:  # a broken file shows as "no preview", not a kernel error
+            log.warning("thumbnail of item %d failed: %s", index, e)
+            self._send_msg({"type": "thumb", "id": content["id"], "index": index,
+                            "kind": "error", "text": f"no preview: {e}"})
+            return
+        data = t.get("data")
+        msg = {"type": "thumb", "id": content["id"], "index": index,
+               "kind": str(t.get("kind", "")), "mime": str(t.get("mime", "")),
+               "text": str(t.get("text", "")) if with_text else "",
+               "label": str(t.get("label", "")) if with_text else ""}
+        self._send_msg(msg, [data] if data else [])
