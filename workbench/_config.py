@@ -52,6 +52,7 @@ __all__ = [
     "PROBE_L2_GRID",
     "PROBE_MAX_ITER",
     "PROBE_MIN_LABELS",
+    "PROBE_SCORE_BLOCK_ROWS",
     "PROBE_SELECT_LABELS",
     "PROBE_WEIGHT_GRID",
     "PROJECT_FILE",
@@ -243,3 +244,6 @@ PROBE_MIN_LABELS = 10
 #: and the weight used when too few labels are held out to choose.
 PROBE_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_PROBE_WEIGHT = 0.5
+#: Rows scored per block by the probe: 64k x 512 float32 is 128 MB of temporaries, so
+#: rescoring a million memory-mapped items stays far below the size of the vectors.
+PROBE_SCORE_BLOCK_ROWS = 65_536

@@ -18,6 +18,7 @@ from .._config import (
     PROBE_KFOLD_MAX_LABELS,
     PROBE_L2_GRID,
     PROBE_MAX_ITER,
+    PROBE_SCORE_BLOCK_ROWS,
     PROBE_SELECT_LABELS,
     SPLIT_SEED,
 )
@@ -95,8 +96,7 @@ class LinearProbe:
         labels = check_labels(labels, x.shape[0])
         self.classes_ = labelled_classes(labels, what="the linear probe")
         self.device_ = self.device or best_device()
-        self.mean_ = x.mean(axis=0)
-        std = x.std(axis=0)
+        self.mean_, std = _column_mean_std(x)
         self.scale_ = np.where(std > 1e-8, 1.0 / np.maximum(std, 1e-8), 0.0).astype(np.float32)
         self.labelled_ = np.flatnonzero(labels >= 0)
         y = np.searchsorted(self.classes_, labels[self.labelled_])
@@ -170,8 +170,13 @@ class LinearProbe:
     def decision_function(self, vectors: np.ndarray) -> np.ndarray:
         """(N, C) float32 logits (before temperature)."""
         self._check_fitted()
-        x = self._standardise(as_vectors(vectors))
-        return (x @ self.coef_ + self.intercept_).astype(np.float32)
+        x = as_vectors(vectors)
+        out = np.empty((x.shape[0], self.coef_.shape[1]), np.float32)
+        # In blocks, so scoring a million memory-mapped vectors never copies them whole.
+        for start in range(0, x.shape[0], PROBE_SCORE_BLOCK_ROWS):
+            block = self._standardise(x[start:start + PROBE_SCORE_BLOCK_ROWS])
+            out[start:start + block.shape[0]] = block @ self.coef_ + self.intercept_
+        return out
 
     def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
         """(N, C) float32 calibrated class probabilities (columns = ``classes_``)."""
@@ -304,3 +309,17 @@ def _fit_temperature(torch, logits, y) -> float:
     opt.step(closure)
     t = float(log_t.exp().item())
     return float(np.clip(t, 0.05, 20.0)) if np.isfinite(t) else 1.0
+
+
+def _column_mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation (float32), summed in float64 blocks so that a
+    memory-mapped (N, D) array is never copied whole."""
+    total = np.zeros(x.shape[1], np.float64)
+    for start in range(0, x.shape[0], PROBE_SCORE_BLOCK_ROWS):
+        total += x[start:start + PROBE_SCORE_BLOCK_ROWS].sum(axis=0, dtype=np.float64)
+    mean = total / x.shape[0]
+    sq = np.zeros(x.shape[1], np.float64)
+    for start in range(0, x.shape[0], PROBE_SCORE_BLOCK_ROWS):
+        d = x[start:start + PROBE_SCORE_BLOCK_ROWS] - mean
+        sq += np.einsum("ij,ij->j", d, d)
+    return mean.astype(np.float32), np.sqrt(sq / x.shape[0]).astype(np.float32)
