@@ -95,8 +95,8 @@ class Workbench:
         background: bool = True,
         layout: str = "umap",
     ) -> None:
+        from .embed.device import best_device
         from .learn import LabelSpreader, Retrainer
-        from .learn.probe import best_device
 
         self.project = project
         if vectors is None:
@@ -350,9 +350,9 @@ class Workbench:
         pos = np.arange(self.n) if items is None else np.asarray(items, np.int64)
         ok = (pred.label[pos] >= 0) & (pred.confidence[pos] >= min_confidence)
         pos = pos[ok]
-        source = "probe" if pred.source in ("probe", "combined") else pred.source
-        if pred.source == "propagated":
-            source = "propagated"
+        # Combined predictions are recorded as "probe": the log's machine sources are
+        # propagated / probe / zeroshot, and the probe is what a combination adds.
+        source = "propagated" if pred.source == "propagated" else "probe"
         count = 0
         for cid in np.unique(pred.label[pos]):
             if cid not in self.labels.classes:
