@@ -379,12 +379,16 @@ function render({ model, el }) {
   const onShape = () => { shapeSel.value = model.get('lasso_type'); scatterplot && scatterplot.set({ lassoType: model.get('lasso_type') }); };
   const onCoords = () => { readCoords(); redraw(); };
   const onSize = () => scatterplot && scatterplot.set({ pointSize: model.get('point_size') });
-  model.on('change:color_by', onMode);
-  model.on('change:classes', onClasses);
-  model.on('change:selection', setSelectionFromPython);
-  model.on('change:lasso_type', onShape);
-  model.on('change:coords', onCoords);
-  model.on('change:point_size', onSize);
+  // One table for subscribing and unsubscribing, so the two can never drift apart.
+  const listeners = [
+    ['change:color_by', onMode],
+    ['change:classes', onClasses],
+    ['change:selection', setSelectionFromPython],
+    ['change:lasso_type', onShape],
+    ['change:coords', onCoords],
+    ['change:point_size', onSize],
+  ];
+  for (const [event, fn] of listeners) model.on(event, fn);
   drawLegend();
   // The element is attached to the page after render returns; wait a frame for its size.
   requestAnimationFrame(start);
@@ -394,12 +398,7 @@ function render({ model, el }) {
     resize.disconnect();
     releaseKeys();
     model.off('msg:custom', onCustom);
-    model.off('change:color_by', onMode);
-    model.off('change:classes', onClasses);
-    model.off('change:selection', setSelectionFromPython);
-    model.off('change:lasso_type', onShape);
-    model.off('change:coords', onCoords);
-    model.off('change:point_size', onSize);
+    for (const [event, fn] of listeners) model.off(event, fn);
     disposeRequester();
     thumbs.dispose();
     if (scatterplot) scatterplot.destroy();

@@ -19,6 +19,18 @@ class MessageReplies:
 
     _what = "widget"
     _thumbnail: Callable[[int], dict[str, Any]] | None = None
+    _on_action: Callable[[dict[str, Any]], None] | None = None
+
+    def _dispatch(self, action: dict[str, Any], content: Any) -> None:
+        """Hand a validated ``action`` to the session; a failure is reported, not raised."""
+        if self._on_action is None:
+            self._reject(content, f"this {self._what} is not connected to a session")
+            return
+        try:
+            self._on_action(action)
+        except Exception as e:  # shown to the user; the kernel keeps running
+            log.exception("%s widget: action %s failed", self._what, action)
+            self._reject(content, f"{action['type']} failed: {e}")
 
     def _send_msg(self, msg: dict[str, Any], buffers: list[bytes] | None = None) -> int:
         """Send ``msg`` with binary ``buffers``; return the bytes it costs on the wire."""

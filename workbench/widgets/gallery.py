@@ -134,11 +134,4 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         if kind == "thumb":
             self._send_thumb(content, action["index"], with_text=False)
             return
-        if self._on_action is None:
-            self._reject(content, "this gallery is not connected to a session")
-            return
-        try:
-            self._on_action(action)
-        except Exception as e:  # shown to the user; the kernel keeps running
-            log.exception("gallery: action %s failed", action)
-            self._reject(content, f"{kind} failed: {e}")
+        self._dispatch(action, content)

@@ -235,20 +235,10 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
                 if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= 9:
                     self._reject(content, f"label_key needs a key from 1 to 9, got {key!r}")
                     return
-            self._act({"type": kind, **({"key": content["key"]} if kind == "label_key" else {})},
+            self._dispatch({"type": kind, **({"key": content["key"]} if kind == "label_key" else {})},
                       content)
         else:
             self._reject(content, f"unknown message type {kind!r}")
-
-    def _act(self, action: dict[str, Any], content: dict[str, Any]) -> None:
-        if self._on_action is None:
-            self._reject(content, "this map is not connected to a session")
-            return
-        try:
-            self._on_action(action)
-        except Exception as e:  # shown to the user; the kernel keeps running
-            log.exception("map widget: action %s failed", action)
-            self._reject(content, f"{action['type']} failed: {e}")
 
     def _reply_thumb(self, content: dict[str, Any]) -> None:
         index = self._index(content)
