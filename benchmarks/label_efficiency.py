@@ -1,25 +1,28 @@
 """Benchmark 1 (BENCHMARKS.md): how far a person gets with how little work.
 
-A simulated annotator drives the workbench through its public Python API: a
-``workbench.project.Project`` made from ``workbench.items.from_vectors`` in a temporary
-folder, labels recorded with ``project.labels.assign`` (real SQLite), groups, suggestions,
-suspected errors and predictions from ``workbench.learn``. The annotator learns an item's
-true label only by viewing it. Actions:
+A simulated annotator drives a :class:`workbench.Workbench` through its public Python API,
+as a person does in the notebook: a project made from ``workbench.items.from_vectors`` in a
+temporary folder (real SQLite), the UMAP map and retraining in background threads, labels
+given with ``Workbench.label``, groups from ``Workbench.next_cluster``, pages from
+``Workbench.suggestions`` and ``Workbench.suspected_errors``. The annotator learns an
+item's true label only by viewing it, and decides only from what it has viewed. Actions:
 
-* label items: 1 action, views = items.
-* label a group: the workbench proposes a group; the annotator views a random sample of at
-  most 12 members and gives the sample's majority label to the whole group. 1 action.
-* review a queue: at most 12 items shown with the workbench's predicted label; each wrong
-  one corrected is 1 action (scored after each); the others are confirmed with the page.
-  A page with nothing to correct still costs 1 action (accepting it is a click), so a
-  review is never free.
+* label items: view each given item, give its true label. 1 action; views = items.
+* label a group: view a random sample of at most 12 members of the group the workbench
+  proposes (the core of ``next_cluster()``) and give the sample's majority label to the
+  whole core, wrong members included, as a lasso does. 1 action; 12 views.
+* review a queue: at most 12 suspected wrong labels shown; each wrong one corrected is 1
+  action (scored after each); a page with nothing to correct still costs 1 action.
 
-The workbench's policy: label the cores of groups of the kNN graph's spectral embedding
-(most typical half of each cluster, purer than the whole), the first from the largest
-group and then the farthest from those done, then alternate review pages of uncertain-but-diverse suggestions (margin × k-center) and of
-suspected wrong human labels (``rank_label_issues``). After every action all N items are
-scored: the human label where there is one, else the combined prediction (propagation over
-the kNN graph + linear probe retrained in the background).
+The annotator's policy: take the group the workbench proposes; if the sample it viewed is
+not near-unanimous (fewer than ``--unanimous`` of 12 agree) it labels just the items it
+viewed instead of the whole group (a person does not lasso a mixed cluster). When the
+workbench proposes no group (a page of suggestions is worth more), it labels the page of
+suggestions; every ``--review-every``-th page is the queue of suspected wrong labels. After
+every action it waits for the background retrain (as a person looks at the recoloured
+map) and scores all N items: the human label where there is one, else the workbench's
+prediction (its mix of propagation over the vectors' kNN graph and over the map's, and the
+linear probe, weights chosen on held-out human labels).
 
 References in the same run: random single items labelled one at a time, scikit-learn
 ``LabelSpreading(kernel="knn")`` and ``LogisticRegression`` predicting the rest.
@@ -44,25 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _data import add_data_arguments, load_from_args
 
+from workbench import Workbench
 from workbench.items import from_vectors
-from workbench.learn import (
-    LabelSpreader,
-    LinearProbe,
-    NotEnoughLabels,
-    Retrainer,
-    combine,
-    graph_groups,
-    kmeans_groups,
-    rank_label_issues,
-    spectral_embedding,
-    suggest_batch,
-)
-from workbench.neighbors import build_knn_graph
-from workbench.project import Project
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUDGETS = (10, 25, 50, 100)
-PAGE = 12  # items per group sample and per review page: one screen
+PAGE = 12  # items per group sample and per page: one screen
 
 
 class Annotator:
@@ -79,184 +69,99 @@ class Annotator:
         return self.truth[items]
 
 
-class Session:
-    """The workbench as a person uses it from the notebook: a project plus the learners."""
+class Person:
+    """The annotator at the notebook: labels through the workbench, class names = truth."""
 
-    def __init__(self, folder: Path, x: np.ndarray, *, probe: bool) -> None:
-        items, vectors = from_vectors(x)
-        self.project = Project.create(folder / "project", items, vectors=vectors)
-        self.x = self.project.vectors(mmap=False)
-        self.graph = build_knn_graph(self.x, k=15)
-        self.spreader = LabelSpreader(self.graph)
-        self.use_probe = probe
-        # The probe retrains in the background after each change; the scoring waits for it
-        # only at the points where a person would look at the recoloured map.
-        self.retrainer = Retrainer(self._fit_probe, delay=0.0)
-        self.probe: LinearProbe | None = None
-        self.predictions = None
-
-    # -- labels as class ids, names = the true class as text ---------------------------------
+    def __init__(self, wb: Workbench, ann: Annotator) -> None:
+        self.wb, self.ann = wb, ann
 
     def human(self) -> np.ndarray:
         """(N,) int64 human labels as truth ids (-1 = none)."""
-        store = self.project.labels
-        store.refresh()
-        ids = store.state.human
-        lut = {cid: int(name) for cid, name in store.classes.items()}
-        out = np.full(ids.shape, -1, np.int64)
-        for cid, t in lut.items():
-            out[ids == cid] = t
-        return out
-
-    def assign(self, items: np.ndarray, labels: np.ndarray) -> None:
-        """Record human labels, one ``assign`` per class (one user action in the UI)."""
-        for lab in np.unique(labels):
-            self.project.labels.assign(items[labels == lab], str(int(lab)))
-
-    # -- learning ----------------------------------------------------------------------------
-
-    def _fit_probe(self, x: np.ndarray, labels: np.ndarray) -> LinearProbe:
-        return LinearProbe().fit(x, labels)
-
-    def update(self, *, retrain: bool) -> None:
-        """Propagate now (fast); retrain the probe in the background when asked."""
-        human = self.human()
-        try:
-            prop = self.spreader.fit(human).predictions_
-        except NotEnoughLabels:
-            prop = None
-        if retrain and self.use_probe and prop is not None:
-            self.retrainer.submit(self.x, human.copy())
-            self.probe = self.retrainer.wait()
-        probe_pred = None
-        if self.probe is not None:
-            probe_pred = self.probe.predictions(self.x)
-        if prop is None and probe_pred is None:
-            self.predictions = None
-        else:
-            self.predictions = combine(prop, probe_pred, probe_weight=self.probe_weight())
-
-    def probe_weight(self) -> float:
-        # The probe's say grows with its held-out accuracy on human labels: a weak linear
-        # probe (pixels) should not drag good propagation down, a strong one (text) leads.
-        if self.probe is None or not np.isfinite(self.probe.cv_accuracy_):
-            return 0.0
-        return float(np.clip((self.probe.cv_accuracy_ - 0.5) / 0.5, 0.0, 1.0) * 0.5)
+        return self._as_truth(self.wb.labels.state.human)
 
     def current(self) -> np.ndarray:
-        human = self.human()
-        if self.predictions is None:
-            return human
-        return np.where(human >= 0, human, self.predictions.label)
+        return self._as_truth(self.wb.current_labels())
 
-    def close(self) -> None:
-        self.retrainer.close()
-        self.project.close()
+    def _as_truth(self, ids: np.ndarray) -> np.ndarray:
+        out = np.full(ids.shape, -1, np.int64)
+        for cid, name in self.wb.labels.classes.items():
+            out[ids == cid] = int(name)
+        return out
+
+    def label(self, items: np.ndarray, truth: np.ndarray) -> None:
+        """One action in the UI: the items get their (viewed) labels, one name per class."""
+        for t in np.unique(truth):
+            self.wb.label(items[truth == t], str(int(t)))
 
 
-def run_policy(x: np.ndarray, y: np.ndarray, *, seed: int, n_groups: int, core: float,
-               max_actions: int, probe: bool, grouping: str,
-               regroup: bool, log) -> list[dict]:
-    """The workbench's policy; returns one curve point per action."""
+def run_policy(x: np.ndarray, y: np.ndarray, *, seed: int, max_actions: int,
+               unanimous: int, review_every: int, log) -> tuple[list[dict], dict]:
+    """The annotator's session; returns one curve point per action, and what it did."""
     ann = Annotator(y, seed)
     curve: list[dict] = []
+    did = {"group": 0, "mixed_group": 0, "suggestions": 0, "review": 0, "corrections": 0}
     with tempfile.TemporaryDirectory() as tmp:
-        s = Session(Path(tmp), x, probe=probe)
+        items, vectors = from_vectors(x)
+        wb = Workbench.create(Path(tmp) / "project", items, vectors=vectors)
+        wb.wait()  # the person looks at the map before the first action
+        me = Person(wb, ann)
 
-        def score() -> None:
-            cur = s.current()
-            human = s.human()
+        def act(kind: str) -> None:
+            ann.actions += 1
+            did[kind] += 1
+            wb.wait()  # the recoloured map
+            cur, human = me.current(), me.human()
             lab = human >= 0
-            acc = float((cur == y).mean())
             curve.append({
-                "actions": ann.actions, "views": ann.views, "accuracy": acc,
-                "macro_f1": macro_f1(y, cur),
+                "actions": ann.actions, "views": ann.views, "kind": kind,
+                "accuracy": float((cur == y).mean()), "macro_f1": macro_f1(y, cur),
                 "human_accuracy": float((human[lab] == y[lab]).mean()) if lab.any() else None,
-                "human_labels": int(lab.sum()),
+                "human_labels": int(lab.sum()), "weights": dict(wb.weights),
             })
 
-        emb = spectral_embedding(s.graph, seed=seed)
-        if grouping == "graph":
-            groups = graph_groups(s.graph, n_clusters=n_groups, seed=seed, embedding=emb)
-        else:
-            groups = kmeans_groups(s.x, n_clusters=n_groups, seed=seed)
-        shown = np.zeros(len(y), bool)
-        gi = 0
-        review_turn = 0
+        pages = 0
+        reviewed = np.zeros(len(y), bool)
         while ann.actions < max_actions:
-            human = s.human()
-            if gi < len(groups):
-                # Label a group: the core of the next-largest cluster.
-                g = groups[gi]
-                gi += 1
-                members = g.core(core)
-                members = members[human[members] < 0]
-                if members.size == 0:
-                    continue
-                sample = ann.rng.choice(members, size=min(PAGE, members.size), replace=False)
+            cluster = wb.next_cluster()
+            if cluster is not None:
+                core = cluster.core()
+                core = core[wb.labels.state.human[core] < 0]
+                sample = ann.rng.choice(core, size=min(PAGE, core.size), replace=False)
                 seen = ann.view(sample)
-                majority = np.bincount(seen).argmax()
-                s.assign(members, np.full(members.size, majority))
-                ann.actions += 1
-                s.update(retrain=True)
-                score()
+                counts = np.bincount(seen)
+                if counts.max() >= min(unanimous, sample.size):
+                    me.label(core, np.full(core.size, counts.argmax()))
+                    act("group")
+                else:  # a mixed sample: label what was viewed, not the whole group
+                    me.label(sample, seen)
+                    act("mixed_group")
                 continue
-            if regroup and s.predictions is not None and review_turn % 3 != 2:
-                # A group from the region the models are least sure of: where they are
-                # wrong, one group action fixes many items at once.
-                review_turn += 1
-                free = human < 0
-                if not free.any():
-                    break
-                unsure = free & (s.predictions.confidence <= np.quantile(
-                    s.predictions.confidence[free], 0.5))
-                if unsure.sum() >= PAGE:
-                    sub = graph_groups(s.graph, n_clusters=max(2, int(unsure.sum()) // 100),
-                                       exclude=~unsure, seed=seed + ann.actions, embedding=emb)
-                    members = sub[0].core(core)
-                    sample = ann.rng.choice(members, size=min(PAGE, members.size), replace=False)
-                    majority = np.bincount(ann.view(sample)).argmax()
-                    s.assign(members, np.full(members.size, majority))
-                    ann.actions += 1
-                    s.update(retrain=True)
-                    score()
+            pages += 1
+            if review_every and pages % review_every == 0:
+                page = wb.suspected_errors(PAGE, exclude=np.flatnonzero(reviewed))
+                if page.size:
+                    reviewed[page] = True
+                    human = me.human()
+                    truth = ann.view(page)
+                    wrong = page[truth != human[page]]
+                    if wrong.size == 0:
+                        act("review")  # accepting a page is never free
+                    for i in wrong:
+                        if ann.actions >= max_actions:
+                            break
+                        me.label(np.array([i]), np.array([y[i]]))
+                        did["corrections"] += 1
+                        act("review")
                     continue
-            if s.predictions is None:
-                page = ann.rng.choice(np.flatnonzero(human < 0), size=PAGE, replace=False)
-                proposed = np.full(PAGE, -1)
-            elif review_turn % 4 == 3 and (human >= 0).sum() > 20:
-                # A page of suspected wrong human labels.
-                issues = rank_label_issues(s.x, human)
-                page = issues.ranked[~shown[issues.ranked]][:PAGE]
-                proposed = human[page]
-            else:
-                page = suggest_batch(s.predictions, s.x, human, batch_size=PAGE, exclude=shown)
-                proposed = s.predictions.label[page]
-            review_turn += 1
+            page = wb.suggestions(PAGE)
             if page.size == 0:
                 break
-            shown[page] = True
-            truth = ann.view(page)
-            wrong = page[truth != proposed]
-            right = page[truth == proposed]
-            if right.size:
-                s.assign(right, truth[truth == proposed])  # confirmed with the page
-            if wrong.size == 0:
-                ann.actions += 1  # accepting a page is never free
-                s.update(retrain=False)
-                score()
-            for i in wrong:
-                if ann.actions >= max_actions:
-                    break
-                s.assign(np.array([i]), np.array([y[i]]))
-                ann.actions += 1
-                s.update(retrain=False)
-                score()
-            s.update(retrain=True)
-        s.close()
+            me.label(page, ann.view(page))
+            act("suggestions")
+        wb.close()
     log(f"  workbench seed {seed}: " + "  ".join(
-        f"{b}:{at_budget(curve, b)['accuracy']:.3f}" for b in BUDGETS if curve))
-    return curve
+        f"{b}:{at_budget(curve, b)['accuracy']:.3f}" for b in BUDGETS if curve) + f"  {did}")
+    return curve, did
 
 
 def references(x: np.ndarray, y: np.ndarray, *, seed: int, points: list[int]) -> dict:
@@ -329,30 +234,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(parser)
     parser.add_argument("--seeds", type=int, default=3, help="repeats (medians reported)")
-    parser.add_argument("--groups", type=int, default=None,
-                        help="k-means groups to label first (default: N/45 in [10, 40])")
-    parser.add_argument("--core", type=float, default=0.5,
-                        help="fraction of each cluster (most typical first) labelled as a group")
-    parser.add_argument("--grouping", choices=("graph", "kmeans"), default="graph",
-                        help="groups from the kNN graph's spectral embedding, or raw k-means")
-    parser.add_argument("--regroup", action="store_true",
-                        help="after the first groups, also label groups of the least sure items "
-                             "(off: on digits it locks in impure groups and loses accuracy)")
-    parser.add_argument("--no-probe", action="store_true", help="propagation only")
+    parser.add_argument("--unanimous", type=int, default=11,
+                        help="sampled members (of 12) that must agree before the annotator "
+                             "labels a whole group rather than just the items it viewed")
+    parser.add_argument("--review-every", type=int, default=4,
+                        help="every n-th page is the queue of suspected wrong labels (0: never)")
     args = parser.parse_args(argv)
     name, x, y = load_from_args(args)
-    n_groups = args.groups or int(np.clip(len(y) // 45, 10, 40))
     max_actions = max(BUDGETS)
-    print(f"{name}: N={len(y)} D={x.shape[1]} classes={np.unique(y).size} groups={n_groups} "
-          f"core={args.core}", flush=True)
+    print(f"{name}: N={len(y)} D={x.shape[1]} classes={np.unique(y).size} "
+          f"unanimous={args.unanimous} review_every={args.review_every}", flush=True)
     points = sorted({1, 2, 3, 5, 7, *range(10, max_actions + 1, 5), *BUDGETS})
-    curves, refs = [], []
+    curves, refs, dids = [], [], []
     t0 = time.perf_counter()
     for seed in range(args.seeds):
-        curves.append(run_policy(x, y, seed=seed, n_groups=n_groups, core=args.core,
-                                 max_actions=max_actions, probe=not args.no_probe,
-                                 grouping=args.grouping, regroup=args.regroup,
-                                 log=lambda m: print(m, flush=True)))
+        curve, did = run_policy(x, y, seed=seed, max_actions=max_actions,
+                                unanimous=args.unanimous, review_every=args.review_every,
+                                log=lambda m: print(m, flush=True))
+        curves.append(curve)
+        dids.append(did)
         refs.append(references(x, y, seed=seed, points=points))
         print("  references seed {}: spreading {}  logreg {}".format(
             seed, " ".join(f"{b}:{refs[-1]['spreading'][b]:.3f}" for b in BUDGETS),
@@ -366,17 +266,19 @@ def main(argv: list[str] | None = None) -> dict:
         st = [at_budget(c, b) for c in curves]
         table[str(b)] = {
             "accuracy": med([p["accuracy"] for p in st]),
+            "accuracy_min": float(min(p["accuracy"] for p in st)),
             "macro_f1": med([p["macro_f1"] for p in st]),
             "human_accuracy": med([p["human_accuracy"] or 0.0 for p in st]),
             "views": med([p["views"] for p in st]),
             "reference_spreading": med([r["spreading"][b] for r in refs]),
             "reference_logreg": med([r["logreg"][b] for r in refs]),
         }
-    print(f"\n{'actions':>8} {'accuracy':>9} {'macroF1':>8} {'human acc':>9} {'views':>6} "
-          f"{'LabelSpr':>9} {'LogReg':>7}")
+    print(f"\n{'actions':>8} {'accuracy':>9} {'(worst)':>8} {'macroF1':>8} {'human acc':>9} "
+          f"{'views':>6} {'LabelSpr':>9} {'LogReg':>7}")
     for b, row in table.items():
-        print(f"{b:>8} {row['accuracy']:9.3f} {row['macro_f1']:8.3f} {row['human_accuracy']:9.3f} "
-              f"{row['views']:6.0f} {row['reference_spreading']:9.3f} {row['reference_logreg']:7.3f}")
+        print(f"{b:>8} {row['accuracy']:9.3f} {row['accuracy_min']:8.3f} {row['macro_f1']:8.3f} "
+              f"{row['human_accuracy']:9.3f} {row['views']:6.0f} "
+              f"{row['reference_spreading']:9.3f} {row['reference_logreg']:7.3f}")
     headline = {
         "benchmark": "label_efficiency",
         "dataset": name,
@@ -387,9 +289,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"label_efficiency_{name}.json").write_text(json.dumps({
-        **headline, "table": table, "groups": n_groups, "core": args.core, "grouping": args.grouping,
-        "regroup": args.regroup,
-        "probe": not args.no_probe, "seconds": time.perf_counter() - t0,
+        **headline, "table": table, "seeds": args.seeds, "unanimous": args.unanimous,
+        "review_every": args.review_every, "actions_taken": dids,
+        "seconds": time.perf_counter() - t0,
         "curves": curves, "references": [{k: {str(b): v for b, v in r[k].items()} for k in r}
                                          for r in refs],
     }, indent=1))

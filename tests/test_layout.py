@@ -7,7 +7,8 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.manifold import trustworthiness
 
-from workbench.layout import compute_layout, quick_layout, scale_to_unit, warm_up
+from workbench.layout import compute_layout, map_graph, quick_layout, scale_to_unit, warm_up
+from workbench.learn import propagate
 from workbench.neighbors import build_knn_graph
 
 
@@ -31,6 +32,26 @@ def test_layout_rejects_mismatched_or_tiny_input():
     tiny = x[:3]
     with pytest.raises(ValueError, match="at least 5 items"):
         quick_layout(build_knn_graph(tiny), tiny)
+
+
+def test_map_graph_is_the_exact_neighbours_on_the_map():
+    xy = np.random.default_rng(0).random((500, 2))
+    g = map_graph(xy, k=7)
+    assert g.indices.shape == (500, 7) and g.k == 7
+    d = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    expected = np.sort(np.argsort(d, axis=1)[:, :7], axis=1)
+    np.testing.assert_array_equal(np.sort(g.indices, axis=1), expected)
+    assert (g.similarities == 1).all()
+    # Duplicated points and fewer items than k: self never listed, the rest padded with -1.
+    dup = map_graph(np.zeros((4, 2)), k=6)
+    assert (dup.indices[:, 3:] == -1).all()
+    for i in range(4):
+        assert set(dup.indices[i, :3].tolist()) == set(range(4)) - {i}
+    with pytest.raises(ValueError, match=r"\(N, 2\) map coordinates"):
+        map_graph(np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        map_graph(np.array([[0.0, np.nan], [1.0, 1.0]]))
 
 
 @pytest.mark.slow
@@ -62,3 +83,12 @@ def test_layout_from_graph_is_faithful_seeded_and_cached(tmp_path):
     np.save(cached[0], np.zeros((300, 2), np.float32))  # prove the cache is what is read
     assert not compute_layout(g, x, seed=3, cache_dir=tmp_path).any()
     assert not np.array_equal(compute_layout(g, x, seed=4, cache_dir=tmp_path), coords)
+
+    # Spreading labels over the map's neighbours: 3 labels per digit reach most items.
+    y = load_digits(return_X_y=True)[1][:300]
+    lab = np.full(300, -1)
+    rng = np.random.default_rng(0)
+    for c in range(10):
+        lab[rng.choice(np.flatnonzero(y == c), 3, replace=False)] = c
+    pred = propagate(map_graph(coords), lab)
+    assert (pred.label[lab < 0] == y[lab < 0]).mean() > 0.8  # chance is 0.1

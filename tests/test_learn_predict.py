@@ -10,9 +10,12 @@ from workbench.learn import (
     LinearProbe,
     Predictions,
     best_labels,
+    choose_weights,
     cluster_coverage_batch,
     combine,
+    held_out_weights,
     kmeans_groups,
+    mix,
     propagate,
     suggest_batch,
     uncertainty,
@@ -67,6 +70,87 @@ def test_combine_with_one_model_and_unreached_items(setup):
     assert not comb.disagree[0]
     with pytest.raises(ValueError, match="at least one"):
         combine(None, None)
+
+
+def test_mix_of_three_models_weights_and_fallbacks(setup):
+    x, y, lab, prop, probe = setup
+    rng = np.random.default_rng(5)
+    noise = rng.random(prop.proba.shape).astype(np.float32)
+    noise /= noise.sum(axis=1, keepdims=True)
+    junk = Predictions.from_proba(prop.classes, noise, "propagated")
+    # Weight 0 for the junk model: the same answer as the other two alone.
+    three = mix({"propagated": prop, "map": junk, "probe": probe},
+                {"propagated": 0.5, "map": 0.0, "probe": 0.5})
+    two = combine(prop, probe, probe_weight=0.5)
+    np.testing.assert_allclose(three.proba, two.proba, atol=1e-6)
+    assert set(np.unique(three.origin)) == {"both"}
+    # All weight on the junk model: its answer, far worse than the others'.
+    bad = mix({"propagated": prop, "map": junk, "probe": probe}, {"map": 1.0})
+    rest = lab < 0
+    assert (bad.label[rest] == y[rest]).mean() < 0.3 < (two.label[rest] == y[rest]).mean()
+    # An item only a zero-weight model knows still gets that model's prediction.
+    label = probe.label.copy()
+    label[0] = -1
+    partial = Predictions(probe.classes, probe.proba, label, probe.confidence, "probe")
+    label = prop.label.copy()
+    label[0] = -1
+    unreached = Predictions(prop.classes, prop.proba, label, prop.confidence, "propagated")
+    out = mix({"propagated": unreached, "map": junk, "probe": partial},
+              {"propagated": 0.5, "probe": 0.5})
+    assert out.origin[0] == "map" and out.label[0] == junk.label[0]
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        mix({"probe": probe}, {"probe": -1.0})
+    with pytest.raises(ValueError, match="different numbers of items"):
+        mix({"a": prop, "b": Predictions.from_proba(prop.classes, prop.proba[:5], "probe")},
+            {"a": 1, "b": 1})
+
+
+def test_choose_weights_prefers_the_model_that_predicts_held_out_labels():
+    truth = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    right = np.eye(3)[truth] * 0.8 + 0.2 / 3
+    wrong = np.eye(3)[(truth + 1) % 3] * 0.8 + 0.2 / 3
+    w = choose_weights({"good": right, "bad": wrong}, truth)
+    assert w["good"] > w["bad"] and w["good"] >= 0.75
+    assert np.isclose(sum(w.values()), 1.0)
+    # Two models equally right and equally sure: the even mix.
+    assert choose_weights({"a": right, "b": right.copy()}, truth) == {"a": 0.5, "b": 0.5}
+
+
+def test_held_out_weights_pick_the_real_graph_over_a_misleading_one(setup):
+    from workbench.neighbors import KnnGraph
+
+    x, y, _lab, _prop, _probe = setup
+    rng = np.random.default_rng(0)
+    lab = np.full(y.size, -1, np.int64)
+    picks = rng.choice(y.size, 300, replace=False)
+    lab[picks] = y[picks]
+    real = build_knn_graph(x, k=15)
+    # A graph that joins every item to items of the next digit: confidently wrong.
+    by_class = [np.flatnonzero(y == c) for c in range(10)]
+    idx = np.stack([rng.choice(by_class[(c + 1) % 10], 15) for c in y])
+    fake = KnnGraph(idx, np.ones(idx.shape, np.float32))
+    probe = LinearProbe(l2_grid=(1e-2,)).fit(x, lab)
+    w = held_out_weights(lab, {"propagated": real, "map": fake}, probe, vectors=x)
+    assert set(w) == {"propagated", "map", "probe"}
+    assert w["map"] < w["propagated"]
+    # The chosen mix predicts the unlabelled items at least as well as the real graph.
+    models = {"propagated": propagate(real, lab), "map": propagate(fake, lab),
+              "probe": probe.predictions(x)}
+    rest = lab < 0
+    alone = (models["propagated"].label[rest] == y[rest]).mean()
+    assert (mix(models, w).label[rest] == y[rest]).mean() >= alone - 0.01
+    # Hiding whole clusters at a time, or a single fifth: the same verdict.
+    clusters = np.zeros(y.size, np.int64)
+    for i, g in enumerate(kmeans_groups(x, n_clusters=20)):
+        clusters[g.members] = i
+    for kw in ({"groups": clusters}, {"groups": clusters, "folds": 1}, {"folds": 1}):
+        w = held_out_weights(lab, {"propagated": real, "map": fake}, probe, vectors=x, **kw)
+        assert w["map"] < w["propagated"], kw
+    with pytest.raises(ValueError, match="needs the vectors"):
+        held_out_weights(lab, {"propagated": real}, probe)
+    one = np.full(y.size, -1, np.int64)
+    one[:2] = [0, 1]
+    assert held_out_weights(one, {"propagated": real}) is None  # nothing left to hold out
 
 
 def test_best_labels_keep_human_labels(setup):

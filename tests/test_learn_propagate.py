@@ -111,3 +111,47 @@ def test_bad_inputs(digits):
         propagate(g, few_labels(y, 1), alpha=1.0)
     with pytest.raises(TypeError, match="KnnGraph"):
         propagate(np.eye(3), np.array([0, 1, -1]))
+
+
+def test_operator_matches_the_graph_affinity(digits):
+    _, _, g = digits
+    from workbench.neighbors import KnnGraph
+
+    rng = np.random.default_rng(0)
+    small = build_knn_graph(rng.standard_normal((6, 4)).astype(np.float32), k=15)
+    assert (small.indices < 0).any()  # padded rows: fewer items than k
+    for graph in (g, small, KnnGraph(g.indices, -g.similarities)):
+        w = graph.to_csr(symmetric=True).astype(np.float64)
+        deg = np.asarray(w.sum(axis=1)).ravel()
+        inv = np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0)
+        expected = sp.diags(inv) @ w @ sp.diags(inv)
+        s = spreading_operator(graph)
+        assert s.dtype == np.float64 and s.shape == w.shape
+        assert abs(s - expected).max() < 1e-12
+
+
+def test_cache_friendly_order_changes_no_answer(digits, monkeypatch):
+    # The solver reorders items (reverse Cuthill-McKee) from 4,096 items up; force it here.
+    import importlib
+
+    module = importlib.import_module("workbench.learn.propagate")
+    _, y, g = digits
+    lab = few_labels(y, 3)
+    lab2 = lab.copy()
+    lab2[np.flatnonzero((lab < 0) & (y == 4))[:2]] = 4
+    plain = propagate(g, lab)
+    plain_warm = propagate(g, lab2, warm_start=plain)
+    exact = propagate(g, lab, alpha=0.9, tol=1e-10, max_iter=2000)
+    monkeypatch.setattr(module, "_REORDER_MIN_ITEMS", 0)
+    est = LabelSpreader(g)
+    assert est._system.perm is not None and not np.array_equal(est._system.perm, np.arange(y.size))
+    scale = np.abs(plain.scores).max()
+    first = est.fit(lab).predictions_
+    np.testing.assert_allclose(first.scores, plain.scores, atol=1e-3 * scale)
+    assert (first.label == plain.label).mean() > 0.999
+    warm = est.fit(lab2).predictions_
+    assert warm.n_iter < plain.n_iter
+    np.testing.assert_allclose(warm.scores, plain_warm.scores, atol=1e-3 * scale)
+    np.testing.assert_allclose(
+        propagate(g, lab, alpha=0.9, tol=1e-10, max_iter=2000).scores, exact.scores, atol=1e-9
+    )

@@ -139,3 +139,48 @@ def test_text_items_embedded_with_packaged_minilm(tmp_path):
     again = Workbench.from_items(tmp_path / "t", None, layout="quick")
     assert set(again.text_search("football", k=3).tolist()) == {6, 7, 8}
     again.close()
+
+
+def test_next_cluster_walks_the_map_then_hands_over_to_suggestions(wb):
+    y = truth(wb)
+    clusters = wb.clusters
+    first = wb.next_cluster()
+    assert first is clusters[0]  # before any model: the proposed order
+    core = first.core()
+    assert core.size == round(first.size / 2)
+    np.testing.assert_array_equal(core, first.members[: core.size])
+    # Cores are purer than whole clusters: the outskirts are where digits mix.
+    pure_core = np.mean([np.bincount(y[c.core()]).max() / c.core().size for c in clusters])
+    pure_all = np.mean([np.bincount(y[c.members]).max() / c.size for c in clusters])
+    assert pure_core >= pure_all and pure_core > 0.9
+    label_by_truth(wb, core)
+    wb.wait()
+    second = wb.next_cluster()
+    assert second is not None and second.id != first.id
+    # With every cluster's core labelled, single items are what is left to suggest.
+    label_by_truth(wb, np.concatenate([c.core() for c in clusters]))
+    wb.wait()
+    assert wb.next_cluster() is None
+    assert wb.suggestions(12).size == 12
+    with pytest.raises(ValueError, match="fraction"):
+        first.core(0.0)
+
+
+@pytest.mark.slow
+def test_map_propagation_joins_once_the_umap_map_is_ready(tmp_path):
+    wb = Workbench.demo(tmp_path / "d", background=False)  # the UMAP map, synchronously
+    try:
+        y = truth(wb)
+        rng = np.random.default_rng(0)
+        picks = np.concatenate([rng.choice(np.flatnonzero(y == d), 3, replace=False)
+                                for d in range(10)])
+        label_by_truth(wb, picks)
+        assert wb.map_graph is not None and wb.map_graph.n == wb.n
+        assert wb.map_propagation is not None
+        assert set(wb.weights) == {"propagated", "map", "probe"}
+        assert np.isclose(sum(wb.weights.values()), 1.0)
+        names = wb.labels.classes
+        pred = np.array([int(names[c].split()[1]) for c in wb.current_labels()])
+        assert (pred == y).mean() > 0.9, f"accuracy {(pred == y).mean():.3f} from 30 labels"
+    finally:
+        wb.close()

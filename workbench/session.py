@@ -27,13 +27,15 @@ import polars as pl
 
 from ._config import (
     ACTIVE_BATCH_SIZE,
+    CLUSTER_CORE_FRACTION,
     CLUSTER_COUNT_MAX,
     CLUSTER_COUNT_MIN,
     CLUSTER_ITEMS_PER_CLUSTER,
-    DEFAULT_PROBE_WEIGHT,
     KNN_K,
+    MIX_FOLDS,
+    MIX_FOLDS_MAX_ITEMS,
     PROBE_MIN_LABELS,
-    PROBE_WEIGHT_GRID,
+    SPECTRAL_MAX_ITEMS,
 )
 from .items import as_vectors, demo_digits, digits_pixels
 from .learn import NotEnoughLabels, Predictions
@@ -53,7 +55,7 @@ class Cluster:
 
     Attributes
     ----------
-    id : its number in :attr:`Workbench.clusters` (largest first).
+    id : its number in :attr:`Workbench.clusters` (in the order proposed).
     members : (M,) int64 item positions, most typical first.
     sample : (S,) int64 positions to show before naming it (S <= 12).
     """
@@ -65,6 +67,13 @@ class Cluster:
     @property
     def size(self) -> int:
         return int(self.members.size)
+
+    def core(self, fraction: float = CLUSTER_CORE_FRACTION) -> np.ndarray:
+        """The most typical ``fraction`` of the members (at least one): what to label when
+        labelling the cluster as a whole, leaving its mixed outskirts to the models."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        return self.members[: max(1, round(self.size * fraction))]
 
 
 class Workbench:
@@ -123,7 +132,13 @@ class Workbench:
         self.graph: KnnGraph = build_knn_graph(self.vectors, k=KNN_K, cache_dir=cache)
         self.index = NeighborIndex.build(self.vectors, cache_dir=cache)
         self._spreader = LabelSpreader(self.graph)
+        # Propagation over the map's own neighbours joins once the UMAP map exists.
+        self._map_spreader: LabelSpreader | None = None
+        self.map_graph: KnnGraph | None = None
+        self._umap_ready = False
         self.propagation: Predictions | None = None
+        self.map_propagation: Predictions | None = None
+        self.weights: dict[str, float] = {}
         self.probe_predictions: Predictions | None = None
         self.predictions: Predictions | None = None
         self.probe_accuracy: float | None = None
@@ -266,15 +281,56 @@ class Workbench:
 
     @property
     def clusters(self) -> list[Cluster]:
-        """Groups proposed from the embeddings (FAISS k-means), largest first; cached."""
+        """Groups proposed to label in one action each; cached.
+
+        k-means on the spectral embedding of the kNN graph (groups that follow the graph
+        are purer where classes are curved), in a farthest-first order so the first few
+        cover the map; above ``SPECTRAL_MAX_ITEMS`` items, FAISS k-means on the vectors,
+        largest first.
+        """
         if self._clusters is None:
-            from .learn import kmeans_groups
+            from .learn import graph_groups, kmeans_groups
 
             n_clusters = int(np.clip(round(self.n / CLUSTER_ITEMS_PER_CLUSTER),
                                      CLUSTER_COUNT_MIN, CLUSTER_COUNT_MAX))
-            groups = kmeans_groups(self.vectors, n_clusters=min(n_clusters, self.n))
+            n_clusters = min(n_clusters, self.n)
+            if 4 <= self.n <= SPECTRAL_MAX_ITEMS:
+                groups = graph_groups(self.graph, n_clusters=n_clusters)
+            else:
+                groups = kmeans_groups(self.vectors, n_clusters=n_clusters)
             self._clusters = [Cluster(i, g.members, g.sample) for i, g in enumerate(groups)]
         return self._clusters
+
+    def next_cluster(self, core: float = CLUSTER_CORE_FRACTION) -> Cluster | None:
+        """The proposed cluster most worth labelling as a whole now, or None when a page of
+        :meth:`suggestions` is worth more.
+
+        Before any model, clusters come in the proposed order (spread over the map). After,
+        each cluster whose core is still mostly unlabelled is worth the summed uncertainty
+        of its unlabelled core members; a suggestions page is worth that of its items. The
+        larger wins: a whole cluster while the map has uncertain regions to fill, single
+        items once what remains is scattered.
+        """
+        from .learn import uncertainty
+
+        human = self.labels.state.human
+        pred = self.predictions
+        u = None if pred is None else uncertainty(pred)
+        best, best_worth = None, 0.0
+        for c in self.clusters:
+            part = c.core(core)
+            free = part[human[part] < 0]
+            if free.size * 2 < part.size:
+                continue
+            if u is None:
+                return c
+            worth = float(u[free].sum())
+            if worth > best_worth:
+                best, best_worth = c, worth
+        if best is None or u is None:
+            return best
+        page = self.suggestions()
+        return best if best_worth > float(u[page].sum()) else None
 
     def current_labels(self) -> np.ndarray:
         """(N,) int64 best label per item: the human label, else the prediction, else -1."""
@@ -395,8 +451,10 @@ class Workbench:
             return cluster_coverage_batch(self.clusters, human, batch_size=n)
         return suggest_batch(self.predictions, self.vectors, human, batch_size=n)
 
-    def suspected_errors(self, n: int = ACTIVE_BATCH_SIZE) -> np.ndarray:
-        """Human labels most likely wrong (out-of-fold probe + neighbour votes)."""
+    def suspected_errors(self, n: int = ACTIVE_BATCH_SIZE, *,
+                         exclude: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Human labels most likely wrong (out-of-fold probe + neighbour votes), most
+        suspect first; ``exclude``: positions to leave out (e.g. already reviewed)."""
         from .learn import rank_label_issues
 
         human = self.labels.state.human
@@ -404,7 +462,10 @@ class Workbench:
             issues = rank_label_issues(self.vectors, human)
         except NotEnoughLabels:
             return np.zeros(0, np.int64)
-        return issues.ranked[:n]
+        ranked = issues.ranked
+        if exclude is not None:
+            ranked = ranked[~np.isin(ranked, np.asarray(exclude, np.int64))]
+        return ranked[:n]
 
     # -- background work -----------------------------------------------------------------------
 
@@ -481,74 +542,74 @@ class Workbench:
             self.retrain()
 
     def _fit(self, human: np.ndarray) -> dict[str, Any]:
-        """Propagation and probe on a snapshot of the human labels (worker thread)."""
-        from .learn import LinearProbe, combine
+        """Propagation (over the vectors' graph and, once it exists, the UMAP map's), the
+        probe, and their mix, on a snapshot of the human labels (worker thread)."""
+        from .learn import LinearProbe, held_out_weights, mix
 
-        out: dict[str, Any] = {"propagation": None, "probe": None, "accuracy": None,
-                               "message": ""}
+        out: dict[str, Any] = {"propagation": None, "map_propagation": None, "probe": None,
+                               "accuracy": None, "weights": {}, "message": ""}
         try:
             self._spreader.fit(human)
             out["propagation"] = self._spreader.predictions_
         except NotEnoughLabels as e:
             out["message"] = str(e)
             return out
+        graphs = {"propagated": self.graph}
+        map_spreader = self._map_spreader_if_ready()
+        if map_spreader is not None:
+            map_spreader.fit(human)
+            out["map_propagation"] = map_spreader.predictions_
+            graphs["map"] = self.map_graph
         n_labelled = int((human >= 0).sum())
         classes, counts = np.unique(human[human >= 0], return_counts=True)
+        probe = None
         if n_labelled >= PROBE_MIN_LABELS and classes.size >= 2 and counts.min() >= 2:
             try:
                 probe = LinearProbe(device=self.device).fit(self.vectors, human)
                 out["probe"] = probe.predictions(self.vectors)
                 out["accuracy"] = float(probe.cv_accuracy_)
-                out["probe_weight"] = self._choose_probe_weight(human, probe)
             except NotEnoughLabels as e:
                 out["message"] = str(e)
         else:
             out["message"] = (f"probe waits for {PROBE_MIN_LABELS} labels of 2+ classes "
                               f"(2+ each); have {n_labelled}")
-        out["combined"] = combine(out["propagation"], out["probe"],
-                                  probe_weight=out.get("probe_weight", 0.5))
+        models = {"propagated": out["propagation"], "map": out["map_propagation"],
+                  "probe": out["probe"]}
+        weights = held_out_weights(
+            human, graphs, probe, vectors=self.vectors, groups=self._cluster_ids(),
+            folds=MIX_FOLDS if self.n <= MIX_FOLDS_MAX_ITEMS else 1)
+        if weights is None:  # too few labels to hold any out: an even mix
+            weights = {k: 1.0 for k, v in models.items() if v is not None}
+        out["weights"] = weights
+        out["combined"] = mix(models, weights)
         return out
 
-    def _choose_probe_weight(self, human: np.ndarray, probe: Any) -> float:
-        """The probe's weight in the combination, chosen on held-out human labels.
+    def _cluster_ids(self) -> np.ndarray:
+        """(N,) int64 the proposed cluster of every item."""
+        ids = np.zeros(self.n, np.int64)
+        for c in self.clusters:
+            ids[c.members] = c.id
+        return ids
 
-        One fifth of the human labels (seeded) is hidden from a second propagation; the
-        probe's out-of-fold probabilities cover the same items. The weight from
-        ``PROBE_WEIGHT_GRID`` whose mix predicts the hidden labels best wins (ties go to
-        the smaller weight). Pixels favour the graph, good embeddings the probe: measured,
-        not assumed.
-        """
-        from .learn import propagate
+    def _map_spreader_if_ready(self) -> Any:
+        """A spreader over the UMAP map's neighbours, built the first time it is needed."""
+        from .layout import map_graph
+        from .learn import LabelSpreader
 
-        lab = np.flatnonzero(human >= 0)
-        oof = np.asarray(probe.oof_proba_, np.float64)
-        rows = {int(p): i for i, p in enumerate(probe.labelled_)}
-        hold = np.random.default_rng(0).choice(lab, max(1, lab.size // 5), replace=False)
-        hold = np.array([h for h in hold if not np.isnan(oof[rows[int(h)]]).any()], np.int64)
-        if hold.size < 2:
-            return DEFAULT_PROBE_WEIGHT
-        train = human.copy()
-        train[hold] = -1
-        try:
-            prop = propagate(self.graph, train)
-        except NotEnoughLabels:
-            return DEFAULT_PROBE_WEIGHT
-        classes = probe.classes_
-        p_probe = oof[[rows[int(h)] for h in hold]]
-        p_prop = np.zeros_like(p_probe)
-        col = {int(c): j for j, c in enumerate(classes)}
-        for j, c in enumerate(prop.classes):
-            if int(c) in col:
-                p_prop[:, col[int(c)]] = prop.proba[hold, j]
-        truth = np.searchsorted(classes, human[hold])
-        scores = [((w * p_probe + (1 - w) * p_prop).argmax(axis=1) == truth).mean()
-                  for w in PROBE_WEIGHT_GRID]
-        return float(PROBE_WEIGHT_GRID[int(np.argmax(scores))])
+        with self._lock:
+            if not self._umap_ready:
+                return None
+            if self._map_spreader is None:
+                self.map_graph = map_graph(self.coords, k=KNN_K)
+                self._map_spreader = LabelSpreader(self.map_graph)
+            return self._map_spreader
 
     def _publish_predictions(self, result: dict[str, Any]) -> None:
         with self._lock:
             self.propagation = result["propagation"]
+            self.map_propagation = result["map_propagation"]
             self.probe_predictions = result["probe"]
+            self.weights = result["weights"]
             self.predictions = result.get("combined")
             if result["accuracy"] is not None:
                 self.probe_accuracy = result["accuracy"]
@@ -575,7 +636,7 @@ class Workbench:
         from .layout import compute_layout
 
         if self.layout_method == "umap" and not self.background:
-            self._layout_final = True
+            self._layout_final = self._umap_ready = True
             return compute_layout(self.graph, self.vectors, cache_dir=self.project.cache_dir)
         self._layout_final = self.layout_method == "quick"
         return pca_layout(self.vectors)
@@ -593,8 +654,11 @@ class Workbench:
                                         cache_dir=self.project.cache_dir)
                 with self._lock:
                     self.coords = coords
-                    self._layout_final = True
+                    self._layout_final = self._umap_ready = True
+                    labelled = bool((self.labels.state.human >= 0).any())
                 self._emit("layout")
+                if labelled:  # the map's neighbours now join the predictions
+                    self.retrain()
             except Exception as e:  # shown to the user, the quick layout stays
                 log.error("layout failed: %s", e, exc_info=e)
                 self.message = f"layout failed: {e}"

@@ -11,7 +11,7 @@ from .active import cluster_coverage_batch, suggest_batch, uncertainty
 from .background import Retrainer
 from .clusters import Group, density_groups, graph_groups, kmeans_groups, spectral_embedding
 from .issues import LabelIssues, neighbour_vote, rank_label_issues
-from .predict import Combined, best_labels, combine
+from .predict import Combined, best_labels, choose_weights, combine, held_out_weights, mix
 from .probe import LinearProbe, best_device, probe_predictions
 from .propagate import LabelSpreader, Propagation, propagate, spreading_operator
 from .zeroshot import ZeroShot, accept_zero_shot, zero_shot
@@ -30,11 +30,14 @@ __all__ = [
     "accept_zero_shot",
     "best_device",
     "best_labels",
+    "choose_weights",
     "cluster_coverage_batch",
     "combine",
     "density_groups",
     "graph_groups",
+    "held_out_weights",
     "kmeans_groups",
+    "mix",
     "neighbour_vote",
     "probe_predictions",
     "propagate",

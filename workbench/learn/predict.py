@@ -1,14 +1,20 @@
-"""One prediction per item from propagation and the probe, and where the two disagree."""
+"""One prediction per item from several models (propagation over the vectors' graph and over
+the map's, the probe), mixed with weights chosen on held-out human labels, and where the
+models disagree."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ._common import Predictions, check_labels
+from .._config import MIX_FOLDS, MIX_HOLDOUT_FRACTION, MIX_WEIGHT_STEP
+from ..neighbors import KnnGraph
+from ._common import NotEnoughLabels, Predictions, check_labels
 
-__all__ = ["Combined", "best_labels", "combine"]
+__all__ = ["Combined", "best_labels", "choose_weights", "combine", "held_out_weights", "mix"]
 
 
 @dataclass(frozen=True)
@@ -53,41 +59,217 @@ def combine(
     """
     if not 0.0 <= probe_weight <= 1.0:
         raise ValueError(f"probe_weight must be in [0, 1], got {probe_weight}")
-    given = [p for p in (propagation, probe) if p is not None]
+    return mix({"propagated": propagation, "probe": probe},
+               {"propagated": 1.0 - probe_weight, "probe": probe_weight})
+
+
+def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float]) -> Combined:
+    """Weighted average of several models' probabilities, item by item.
+
+    Parameters
+    ----------
+    models : name -> :class:`Predictions` over the same N items, or None for a model that
+        has not run. At least one is needed.
+    weights : name -> weight >= 0 (missing names weigh 0). For each item the weights of
+        the models that know it (label >= 0) are renormalised; an item known only to
+        models of weight 0 takes their plain average, so no item loses its prediction.
+
+    Returns
+    -------
+    :class:`Combined` with classes = the union of the models' classes; ``origin`` is the
+    one model that knew an item, ``"both"`` where several did.
+    """
+    given = {k: p for k, p in models.items() if p is not None}
     if not given:
-        raise ValueError("combine needs at least one of propagation or probe predictions")
-    if len(given) == 2 and propagation.n != probe.n:
-        raise ValueError(f"predictions for different items: {propagation.n} vs {probe.n}")
-    classes = np.unique(np.concatenate([p.classes for p in given])).astype(np.int64)
-    n = given[0].n
-
-    def aligned(p: Predictions | None) -> tuple[np.ndarray, np.ndarray]:
-        if p is None:
-            return np.zeros((n, classes.size), np.float32), np.zeros(n, bool)
-        out = np.zeros((n, classes.size), np.float32)
-        out[:, np.searchsorted(classes, p.classes)] = p.proba
-        return out, p.label >= 0
-
-    pp, kp = aligned(propagation)
-    pr, kr = aligned(probe)
-    wp = np.where(kp, 1.0 - probe_weight, 0.0)
-    wr = np.where(kr, probe_weight, 0.0)
-    both = kp & kr
-    # An item known to one model only takes that model whole.
-    wp = np.where(kp & ~kr, 1.0, wp)
-    wr = np.where(kr & ~kp, 1.0, wr)
-    total = wp + wr
-    known = total > 0
+        raise ValueError("mix needs at least one model's predictions")
+    sizes = {p.n for p in given.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"predictions for different numbers of items: {sorted(sizes)}")
+    bad = {k: w for k, w in weights.items() if not (np.isfinite(w) and w >= 0)}
+    if bad:
+        raise ValueError(f"weights must be finite and >= 0, got {bad}")
+    classes = np.unique(np.concatenate([p.classes for p in given.values()])).astype(np.int64)
+    n = sizes.pop()
+    names = list(given)
+    known = np.stack([given[k].label >= 0 for k in names])  # (M, N)
+    w = np.array([float(weights.get(k, 0.0)) for k in names])[:, None] * known
+    fallback = (w.sum(axis=0) == 0) & known.any(axis=0)
+    w[:, fallback] = known[:, fallback]
+    total = w.sum(axis=0)
+    anyone = total > 0
+    acc = np.zeros((n, classes.size), np.float64)
+    for j, k in enumerate(names):
+        if w[j].any():
+            cols = np.searchsorted(classes, given[k].classes)
+            acc[:, cols] += given[k].proba * w[j][:, None]
     proba = np.full((n, classes.size), 1.0 / classes.size, np.float32)
-    mix = (pp * wp[:, None] + pr * wr[:, None])[known] / total[known, None]
-    proba[known] = mix.astype(np.float32)
-    base = Predictions.from_proba(classes, proba, "combined", known=known)
-    origin = np.where(both, "both", np.where(kp, "propagated", np.where(kr, "probe", "")))
-    lab_p = propagation.label if propagation is not None else np.full(n, -1)
-    lab_r = probe.label if probe is not None else np.full(n, -1)
-    disagree = both & (lab_p != lab_r)
+    proba[anyone] = (acc[anyone] / total[anyone, None]).astype(np.float32)
+    base = Predictions.from_proba(classes, proba, "combined", known=anyone)
+    count = known.sum(axis=0)
+    first = np.array(names, dtype=object)[known.argmax(axis=0)]
+    origin = np.where(count >= 2, "both", np.where(count == 1, first, "")).astype(str)
+    labels = np.stack([given[k].label for k in names])
+    lo = np.where(known, labels, np.iinfo(np.int64).max).min(axis=0)
+    hi = np.where(known, labels, -1).max(axis=0)
+    disagree = (count >= 2) & (lo != hi)
     return Combined(base.classes, base.proba, base.label, base.confidence, base.source,
                     origin=origin, disagree=disagree)
+
+
+def choose_weights(held_out: Mapping[str, np.ndarray], truth: np.ndarray, *,
+                   step: float = MIX_WEIGHT_STEP) -> dict[str, float]:
+    """Mixing weights that predict held-out human labels best.
+
+    Parameters
+    ----------
+    held_out : name -> (H, C) probabilities of the H held-out labelled items, from a model
+        that did not see their labels (columns aligned across models).
+    truth : (H,) int column index of each held-out item's human label.
+    step : grid spacing on the simplex of weights (default ``MIX_WEIGHT_STEP``).
+
+    Returns
+    -------
+    name -> weight (summing to 1). Mixes within one standard error of the best held-out
+    accuracy count as equal (a model with nearly flat probabilities changes few argmaxes,
+    and a few lucky ones are noise); among them the mix leaning most on the models that
+    are more accurate alone wins, then the lower log loss, then the more even mix.
+    """
+    names = list(held_out)
+    if not names:
+        raise ValueError("choose_weights needs at least one model")
+    truth = np.asarray(truth, np.int64)
+    probs = [np.asarray(held_out[k], np.float64) for k in names]
+    if any(p.shape != probs[0].shape or p.shape[0] != truth.size for p in probs):
+        raise ValueError("held-out probabilities must all be (H, C) with H = len(truth)")
+    steps = max(1, round(1.0 / step))
+
+    def scores(p: np.ndarray) -> tuple[float, float]:
+        if not truth.size:
+            return 0.0, 0.0
+        acc = float((p.argmax(axis=1) == truth).mean())
+        ll = float(np.log(np.clip(p[np.arange(truth.size), truth], 1e-6, None)).mean())
+        return acc, ll
+
+    alone = np.array([scores(p)[0] for p in probs])
+    tried = []
+    for combo in _simplex(len(names), steps):
+        w = np.asarray(combo, np.float64) / steps
+        acc, ll = scores(sum(wi * pi for wi, pi in zip(w, probs, strict=True)))
+        tried.append((acc, ll, w))
+    top = max(t[0] for t in tried)
+    # Mixes within one standard error of the best accuracy are equally good on this
+    # evidence; among those, lean on the models that are more accurate alone.
+    slack = float(np.sqrt(top * (1.0 - top) / max(truth.size, 1)))
+    near = [t for t in tried if t[0] >= top - slack - 1e-12]
+    best = max(near, key=lambda t: (round(float(t[2] @ alone), 9), round(t[1], 9),
+                                    -float(np.abs(t[2] - 1.0 / len(names)).sum())))[2]
+    return {k: float(v) for k, v in zip(names, best, strict=True)}
+
+
+def held_out_weights(
+    human: np.ndarray,
+    graphs: Mapping[str, KnnGraph],
+    probe: Any = None,
+    *,
+    vectors: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    folds: int = MIX_FOLDS,
+    seed: int = 0,
+) -> dict[str, float] | None:
+    """Weights for :func:`mix` of the propagations over ``graphs`` and the probe, chosen on
+    human labels hidden from them.
+
+    The labelled items are split into ``folds`` folds; each fold's labels are hidden in
+    turn, every graph propagates the rest, the probe is refitted on the rest, and
+    :func:`choose_weights` picks the mix that predicts the hidden labels best. With
+    ``groups`` (a cluster id per item) whole clusters are hidden together: the items a
+    workbench must predict lie away from the labelled ones, and hiding single labels
+    inside labelled clusters would favour whichever model copies its nearest neighbours
+    (on MNIST it picks the vectors' graph alone, 88% on the unlabelled items, where the
+    map's graph gets 92%; hiding whole clusters finds the latter). Pixels favour the
+    graphs, good embeddings the probe, a UMAP map the map's graph: measured on the user's
+    own labels, not assumed.
+
+    Parameters
+    ----------
+    human : (N,) int64 human class ids, -1 = unlabelled.
+    graphs : name -> the graph a propagation of that name runs on.
+    probe : a fitted :class:`~workbench.learn.LinearProbe` (refitted per fold with its
+        chosen L2 strength), or None.
+    vectors : (N, D) embeddings the probe was fitted on (needed with ``probe``).
+    groups : optional (N,) int cluster id per item; labels are hidden cluster by cluster.
+    folds : number of folds (default ``MIX_FOLDS``); 1 hides a single
+        ``MIX_HOLDOUT_FRACTION`` (for very large collections, where each propagation
+        counts).
+    seed : seed of the fold split.
+
+    Returns
+    -------
+    name -> weight (the probe as ``"probe"``), or None when fewer than 2 labelled items or
+    blocks can be hidden.
+    """
+    from .probe import LinearProbe
+    from .propagate import propagate
+
+    human = check_labels(human)
+    if probe is not None and vectors is None:
+        raise ValueError("held_out_weights needs the vectors to refit the probe per fold")
+    lab = np.flatnonzero(human >= 0)
+    classes = np.unique(human[lab])
+    block = lab if groups is None else np.asarray(groups, np.int64)[lab]
+    units = np.unique(block)
+    if units.size < 2:
+        return None
+    parts = folds if folds >= 2 else round(1.0 / MIX_HOLDOUT_FRACTION)
+    parts = min(parts, units.size)
+    fold_of_unit = np.random.default_rng(seed).permutation(units.size) % parts
+    fold = fold_of_unit[np.searchsorted(units, block)]
+    names = [*graphs, *(["probe"] if probe is not None else [])]
+    held = {k: np.full((lab.size, classes.size), np.nan) for k in names}
+    for f in range(parts if folds >= 2 else 1):
+        hide = fold == f
+        train = human.copy()
+        train[lab[hide]] = -1
+        for name, graph in graphs.items():
+            try:
+                p = propagate(graph, train)
+            except NotEnoughLabels:
+                continue
+            held[name][hide] = _columns(p.proba[lab[hide]], p.classes, classes)
+        if probe is not None:
+            try:
+                fp = LinearProbe(l2_grid=(probe.l2_,), cv=2, device=probe.device_)
+                fp.fit(vectors, train)
+            except NotEnoughLabels:
+                continue
+            held["probe"][hide] = _columns(fp.predict_proba(vectors[lab[hide]]), fp.classes_,
+                                           classes)
+    keep = np.ones(lab.size, bool)
+    for k in names:
+        keep &= np.isfinite(held[k]).all(axis=1)
+    if keep.sum() < 2:
+        return None
+    return choose_weights({k: held[k][keep] for k in names},
+                          np.searchsorted(classes, human[lab[keep]]))
+
+
+def _columns(proba: np.ndarray, have: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """``proba`` with columns ``have`` laid out as columns ``want`` (missing ones 0)."""
+    out = np.zeros((proba.shape[0], want.size), np.float64)
+    pos = np.searchsorted(want, have)
+    ok = (pos < want.size) & (want[np.minimum(pos, want.size - 1)] == have)
+    out[:, pos[ok]] = np.asarray(proba, np.float64)[:, ok]
+    return out
+
+
+def _simplex(m: int, steps: int):
+    """All m-tuples of non-negative integers summing to ``steps``."""
+    if m == 1:
+        yield (steps,)
+        return
+    for first in range(steps + 1):
+        for rest in _simplex(m - 1, steps - first):
+            yield (first, *rest)
 
 
 def best_labels(human: np.ndarray, predictions: Predictions | None) -> np.ndarray:

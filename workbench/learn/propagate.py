@@ -4,8 +4,16 @@ The scores ``F`` solve ``(I - alpha S) F = (1 - alpha) Y`` with ``S = D^-1/2 W D
 normalised affinity of the shared kNN graph and ``Y`` the one-hot human labels. scikit-learn
 iterates ``F <- alpha S F + (1 - alpha) Y``, which needs ~1/(1 - alpha) steps; the matrix
 ``I - alpha S`` is symmetric positive definite, so conjugate gradients reach the same answer
-in ~sqrt(1/(1 - alpha)) steps, and starting from the previous ``F`` after a small label change
-needs fewer still.
+in ~sqrt(1/(1 - alpha)) steps. After a label change, the previous ``F`` (each class's column
+rescaled to the best multiple of itself) starts the solver, and only the classes whose
+columns are not already within tolerance (those that gained or lost labels) are iterated.
+
+At 100k items and 50 classes each step is one sparse (N, N) x (N, C) product plus a few
+(N, C) vector updates, bound by memory traffic: ``S`` is built straight from the graph's
+arrays, the solver runs in float32, ``I - alpha S`` is one matrix (no separate identity
+pass), and its rows are put in reverse Cuthill-McKee order so that each row's neighbours sit
+close in memory (a kNN graph in arbitrary item order reads ``F`` at random; reordered, the
+product is ~4 times faster on 100k items). Answers come back in item order.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from ..neighbors import KnnGraph
 from ._common import Predictions, check_labels, labelled_classes
 
 __all__ = ["LabelSpreader", "Propagation", "propagate", "spreading_operator"]
+
+#: Below this many items the reordering is not worth its (small) cost: ``F`` fits in cache.
+_REORDER_MIN_ITEMS = 4096
 
 
 @dataclass(frozen=True)
@@ -41,10 +52,11 @@ class Propagation(Predictions):
 def spreading_operator(graph: KnnGraph | sp.spmatrix) -> sp.csr_matrix:
     """``S = D^-1/2 W D^-1/2`` (N, N) CSR float64 from a kNN graph or an affinity matrix.
 
+    ``W`` is the graph's similarities clipped at 0, made symmetric as ``max(W, W.T)``.
     Isolated items (no edge) get an empty row: they keep their own label and nothing else.
     """
     if isinstance(graph, KnnGraph):
-        w = graph.to_csr(symmetric=True)
+        w = _knn_affinity(graph)
     elif sp.issparse(graph):
         w = sp.csr_matrix(graph)
         if w.shape[0] != w.shape[1]:
@@ -55,12 +67,90 @@ def spreading_operator(graph: KnnGraph | sp.spmatrix) -> sp.csr_matrix:
             f"graph must be a workbench.neighbors.KnnGraph or a scipy sparse matrix, "
             f"not {type(graph).__name__}; build one with build_knn_graph(vectors)"
         )
-    w = w.astype(np.float64)
+    w = w.astype(np.float64)  # a copy: scaled in place below
     deg = np.asarray(w.sum(axis=1)).ravel()
     inv = np.zeros_like(deg)
     np.divide(1.0, np.sqrt(deg), out=inv, where=deg > 0)
-    d = sp.diags(inv)
-    return (d @ w @ d).tocsr()
+    # D^-1/2 W D^-1/2 in place: each stored w_ij times inv_i * inv_j.
+    w.data *= np.repeat(inv, np.diff(w.indptr))
+    w.data *= inv[w.indices]
+    return w
+
+
+def _knn_affinity(graph: KnnGraph) -> sp.csr_matrix:
+    """``max(W, W.T)`` (N, N) CSR float32 of a kNN graph, built straight from its arrays.
+
+    The same matrix as ``graph.to_csr(symmetric=True)`` without its COO detour: each row of
+    ``W`` is one row of ``graph.indices``, so the row pointers are known up front.
+    """
+    n, k = graph.indices.shape
+    cols = graph.indices.reshape(-1)
+    vals = np.maximum(graph.similarities.reshape(-1), 0.0).astype(np.float32, copy=False)
+    ok = cols >= 0
+    if ok.all():
+        indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+    else:
+        indptr = np.zeros(n + 1, np.int64)
+        np.cumsum(ok.reshape(n, k).sum(axis=1), out=indptr[1:])
+        cols, vals = cols[ok], vals[ok]
+    index_dtype = np.int32 if n * k < np.iinfo(np.int32).max else np.int64
+    w = sp.csr_matrix(
+        (vals, cols.astype(index_dtype), indptr.astype(index_dtype)), shape=(n, n)
+    )
+    w.sum_duplicates()
+    return w.maximum(w.T.tocsr()).tocsr()
+
+
+def _solver_dtype(tol: float) -> type:
+    """float32 (half the memory traffic, which is what bounds the solve at 100k items)
+    unless ``tol`` asks for more precision than float32 holds."""
+    return np.float32 if tol >= 1e-6 else np.float64
+
+
+class _System:
+    """``M = I - alpha S`` as one CSR ``matrix`` of ``dtype``, rows and columns in a
+    cache-friendly order: ``perm`` (N,) lists the items in solver order and ``inv`` is its
+    inverse (both ``None``: item order).
+    """
+
+    def __init__(self, s: sp.csr_matrix, alpha: float, dtype: type) -> None:
+        s = sp.csr_matrix(s)
+        n = s.shape[0]
+        self.n, self.alpha, self.dtype = n, alpha, dtype
+        self.perm: np.ndarray | None = None
+        self.inv: np.ndarray | None = None
+        if n >= _REORDER_MIN_ITEMS and s.nnz:
+            from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+            perm = reverse_cuthill_mckee(s, symmetric_mode=True).astype(np.intp)
+            inv = np.empty_like(perm)
+            inv[perm] = np.arange(n, dtype=np.intp)
+            s = s[perm]  # rows in the new order; then the columns renamed to match
+            s.indices = inv[s.indices].astype(s.indices.dtype)
+            s.has_sorted_indices = False
+            self.perm, self.inv = perm, inv
+        # I - alpha S with the unit diagonal stored first in each row (duplicate entries,
+        # should S have a diagonal of its own, are summed by the product).
+        indptr = s.indptr.astype(np.int64) + np.arange(n + 1, dtype=np.int64)
+        diag = indptr[:-1]
+        rest = np.ones(indptr[-1], bool)
+        rest[diag] = False
+        index_dtype = np.int32 if indptr[-1] < np.iinfo(np.int32).max else np.int64
+        indices = np.empty(indptr[-1], index_dtype)
+        indices[diag] = np.arange(n)
+        indices[rest] = s.indices
+        data = np.empty(indptr[-1], dtype)
+        data[diag] = 1.0
+        data[rest] = -alpha * s.data
+        self.matrix = sp.csr_matrix((data, indices, indptr.astype(index_dtype)), shape=(n, n))
+
+    def to_solver(self, a: np.ndarray) -> np.ndarray:
+        """Rows of an (N, ...) item-ordered array in solver order (a new array)."""
+        return np.take(a, self.perm, axis=0) if self.perm is not None else a.copy()
+
+    def to_items(self, a: np.ndarray) -> np.ndarray:
+        """Rows of an (N, ...) solver-ordered array back in item order (a new array)."""
+        return np.take(a, self.inv, axis=0) if self.inv is not None else a.copy()
 
 
 def propagate(
@@ -96,8 +186,8 @@ def propagate(
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    s = spreading_operator(graph)
-    return _compute_propagation(s, labels, alpha=alpha, tol=tol, max_iter=max_iter,
+    system = _System(spreading_operator(graph), alpha, _solver_dtype(tol))
+    return _compute_propagation(system, labels, tol=tol, max_iter=max_iter,
                                 warm_start=warm_start)
 
 
@@ -121,11 +211,12 @@ class LabelSpreader:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
         self.alpha, self.tol, self.max_iter = alpha, tol, max_iter
         self.operator_ = spreading_operator(graph)
+        self._system = _System(self.operator_, alpha, _solver_dtype(tol))
         self.predictions_: Propagation | None = None
 
     def fit(self, labels: np.ndarray) -> LabelSpreader:
         self.predictions_ = _compute_propagation(
-            self.operator_, labels, alpha=self.alpha, tol=self.tol, max_iter=self.max_iter,
+            self._system, labels, tol=self.tol, max_iter=self.max_iter,
             warm_start=self.predictions_,
         )
         self.classes_ = self.predictions_.classes
@@ -139,80 +230,108 @@ class LabelSpreader:
 
 
 def _compute_propagation(
-    s: sp.csr_matrix,
+    system: _System,
     labels: np.ndarray,
     *,
-    alpha: float,
     tol: float,
     max_iter: int,
     warm_start: Propagation | None,
 ) -> Propagation:
-    n = s.shape[0]
+    n, alpha = system.n, system.alpha
     labels = check_labels(labels, n)
     classes = labelled_classes(labels, what="propagation")
     c = classes.size
+    dtype = system.dtype
     idx = np.flatnonzero(labels >= 0)
     col = np.searchsorted(classes, labels[idx])
     # Class mass normalisation (Zhu et al., 2003): each class seeds the same total mass, so
     # a class labelled in bulk (one big group) does not flood the classes labelled sparsely.
     counts = np.bincount(col, minlength=c)
-    b = np.zeros((n, c))
-    b[idx, col] = (1.0 - alpha) * (counts.mean() / counts[col])
-    x = b / (1.0 - alpha)  # a cold start at Y is already right on the labelled items
+    seed = (1.0 - alpha) * (counts.mean() / counts[col])
+    b = np.zeros((n, c), dtype)  # in solver order throughout, back in item order at the end
+    b[idx if system.inv is None else system.inv[idx], col] = seed
+    x = b / dtype(1.0 - alpha)  # a cold start at Y is already right on the labelled items
     if warm_start is not None and warm_start.scores.shape[0] == n:
         # Carry over the columns of classes that still exist; a new class starts at Y.
         old = {int(k): j for j, k in enumerate(warm_start.classes)}
-        for j, k in enumerate(classes):
-            if int(k) in old:
-                x[:, j] = warm_start.scores[:, old[int(k)]]
-    x, n_iter, converged = _block_cg(s, b, x, alpha=alpha, tol=tol, max_iter=max_iter)
-    f = np.clip(x, 0.0, None)
+        keep = [j for j, k in enumerate(classes) if int(k) in old]
+        src = [old[int(classes[j])] for j in keep]
+        if keep == list(range(c)) and src == list(range(warm_start.scores.shape[1])):
+            x = system.to_solver(warm_start.scores.astype(dtype))  # the same classes
+        elif keep:
+            x[:, keep] = system.to_solver(warm_start.scores)[:, src]
+    x, n_iter, converged = _block_cg(system.matrix, b, x, tol=tol, max_iter=max_iter)
+    x = system.to_items(x)
+    f = np.maximum(x, dtype(0.0))
     total = f.sum(axis=1)
     known = total > 1e-12
-    proba = np.full((n, c), 1.0 / c, np.float32)
-    proba[known] = (f[known] / total[known, None]).astype(np.float32)
+    proba = np.divide(f, total[:, None], out=f, where=known[:, None]).astype(np.float32, copy=False)
+    proba[~known] = 1.0 / c
     pred = Predictions.from_proba(classes, proba, "propagated", known=known)
     return Propagation(pred.classes, pred.proba, pred.label, pred.confidence, pred.source,
-                       scores=x, n_iter=n_iter, converged=converged)
+                       scores=x.astype(np.float64), n_iter=n_iter, converged=converged)
 
 
 def _block_cg(
-    s: sp.csr_matrix, b: np.ndarray, x: np.ndarray, *, alpha: float, tol: float, max_iter: int
+    m: sp.csr_matrix, b: np.ndarray, x: np.ndarray, *, tol: float, max_iter: int
 ) -> tuple[np.ndarray, int, bool]:
-    """Conjugate gradients on ``(I - alpha S) X = B``, one independent solve per column.
+    """Conjugate gradients on ``M X = B`` (``M = I - alpha S``), one solve per column.
 
-    float32 (half the memory traffic, which is what bounds this at 100k items) unless ``tol``
-    asks for more precision than float32 holds; updates in place to avoid (N, C) temporaries.
+    Works in the dtype of ``b``, updating in place to avoid (N, C) temporaries. Each start
+    column is first rescaled to the best multiple of itself (in the energy norm that CG
+    minimises): after a label change, class mass normalisation rescales every class's seeds,
+    and the rescaled previous answer is then right everywhere but near the new labels. Only
+    the columns not already within ``tol`` are iterated (after one more label, a few).
     """
-    dtype = np.float32 if tol >= 1e-6 else np.float64
-    s = s.astype(dtype)
-    b = b.astype(dtype)
-    x = x.astype(dtype)
+    dtype = b.dtype.type
+    mx = m @ x
+    xmx = _col_dot(x, mx)
+    gamma = np.divide(_col_dot(b, x), xmx, out=np.ones_like(xmx), where=xmx > 0)
+    gamma = gamma.astype(dtype)
+    x *= gamma
+    mx *= gamma
+    r = np.subtract(b, mx, out=mx)
+    rs = _col_dot(r, r)
+    target = (tol * np.linalg.norm(b, axis=0).astype(np.float64)) ** 2
+    active = np.flatnonzero(rs > target)
+    if active.size == 0:
+        return x, 0, True
+    if active.size == x.shape[1]:
+        n_iter, converged = _cg_steps(m, x, r, rs, target, max_iter)
+        return x, n_iter, converged
+    xa, ra = x[:, active], r[:, active]  # contiguous copies of the columns still to solve
+    n_iter, converged = _cg_steps(m, xa, ra, rs[active], target[active], max_iter)
+    x[:, active] = xa
+    return x, n_iter, converged
 
-    def apply(v: np.ndarray) -> np.ndarray:
-        out = s @ v
-        out *= -alpha
-        out += v
-        return out
 
-    r = b - apply(x)
+def _col_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(C,) float64 column-wise dot products of two (N, C) arrays (summed in their dtype:
+    float32 sums are accurate to ~1e-5 relative here, well inside what CG needs)."""
+    return np.einsum("ij,ij->j", a, b).astype(np.float64)
+
+
+def _cg_steps(
+    m: sp.csr_matrix, x: np.ndarray, r: np.ndarray, rs: np.ndarray, target: np.ndarray,
+    max_iter: int,
+) -> tuple[int, bool]:
+    """CG iterations from ``x`` with residual ``r`` (both updated in place)."""
+    dtype = x.dtype.type
     p = r.copy()
     tmp = np.empty_like(r)
-    rs = np.einsum("ij,ij->j", r, r, dtype=np.float64)
-    target = (tol * np.linalg.norm(b, axis=0).astype(np.float64)) ** 2
     for it in range(1, max_iter + 1):
         if np.all(rs <= target):
-            return x.astype(np.float64), it - 1, True
-        ap = apply(p)
-        denom = np.einsum("ij,ij->j", p, ap, dtype=np.float64)
+            return it - 1, True
+        mp = m @ p
+        denom = _col_dot(p, mp)
         step = np.divide(rs, denom, out=np.zeros_like(rs), where=denom > 0).astype(dtype)
         np.multiply(p, step, out=tmp)
         x += tmp
-        np.multiply(ap, step, out=tmp)
+        np.multiply(mp, step, out=tmp)
         r -= tmp
-        rs_new = np.einsum("ij,ij->j", r, r, dtype=np.float64)
+        rs_new = _col_dot(r, r)
         beta = np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 0).astype(dtype)
         p *= beta
         p += r
         rs = rs_new
-    return x.astype(np.float64), max_iter, bool(np.all(rs <= target))
+    return max_iter, bool(np.all(rs <= target))
