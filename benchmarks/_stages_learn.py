@@ -68,7 +68,7 @@ PROBE_CLASSES = 10
 PROBE_TEMPERATURE = 0.04
 SKLEARN_C_GRID = (0.01, 0.1, 1.0, 10.0)
 
-__all__ = ["STAGES"]
+__all__ = ["STAGES", "timed_runs"]
 
 
 def _labels(y: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -79,7 +79,7 @@ def _labels(y: np.ndarray, count: int, seed: int) -> np.ndarray:
     return lab
 
 
-def _timed(fn: Callable[[], object], repeats: int = 1) -> tuple[object, float, float]:
+def timed_runs(fn: Callable[[], object], repeats: int = 1) -> tuple[object, float, float]:
     """(last result, median wall seconds, median process CPU seconds) over ``repeats``."""
     wall, cpu, out = [], [], None
     for _ in range(max(1, repeats)):
@@ -106,7 +106,7 @@ def propagation(ctx: dict) -> dict:
     out: dict = {}
     graph = ctx.get("graph")
     if graph is None:
-        graph, t_graph, _ = _timed(lambda: build_knn_graph(x, k=KNN_K, seed=seed))
+        graph, t_graph, _ = timed_runs(lambda: build_knn_graph(x, k=KNN_K, seed=seed))
         ctx["graph"] = graph
         out["propagation_graph_seconds"] = t_graph
     lab = _labels(y, max(2, int(LABEL_FRACTION * n)), seed)
@@ -114,15 +114,15 @@ def propagation(ctx: dict) -> dict:
 
     # Full n, the graph already built: what propagate() costs from scratch ...
     propagate(graph, lab)  # warm-up (first-call imports), untimed
-    pred, t_ours, cpu_ours = _timed(lambda: propagate(graph, lab), ours_repeats)
+    pred, t_ours, cpu_ours = timed_runs(lambda: propagate(graph, lab), ours_repeats)
     # ... split into the operator (built once per session) and the solve.
-    spreader, t_op, _ = _timed(lambda: LabelSpreader(graph), ours_repeats)
+    spreader, t_op, _ = timed_runs(lambda: LabelSpreader(graph), ours_repeats)
 
     def cold_fit():
         spreader.predictions_ = None
         return spreader.fit(lab).predictions_
 
-    _, t_solve, _ = _timed(cold_fit, ours_repeats)
+    _, t_solve, _ = timed_runs(cold_fit, ours_repeats)
     first = spreader.predictions_
     # One user action: 10 more labels, warm-started from the previous answer.
     rng = np.random.default_rng(seed + 2)
@@ -134,7 +134,7 @@ def propagation(ctx: dict) -> dict:
         spreader.predictions_ = first
         return spreader.fit(lab2).predictions_
 
-    warm, t_warm, cpu_warm = _timed(warm_fit, ours_repeats)
+    warm, t_warm, cpu_warm = timed_runs(warm_fit, ours_repeats)
     test2 = lab2 < 0
     out.update({
         "propagation_seconds": t_ours,
@@ -163,7 +163,7 @@ def propagation(ctx: dict) -> dict:
                 warnings.simplefilter("ignore")
                 return LabelSpreading(kernel="knn").fit(x[sub], ls_lab)
 
-        model, sk_s, sk_cpu = _timed(fit_sklearn, int(ctx.get("repeats", 1)))
+        model, sk_s, sk_cpu = timed_runs(fit_sklearn, int(ctx.get("repeats", 1)))
         mask = ls_lab < 0
         sk = (m, sk_s, sk_cpu, _accuracy(model.transduction_, y[sub], mask), sub, ls_lab)
         print(f"  sklearn LabelSpreading n={m}: {sk_s:.1f}s")
@@ -177,9 +177,9 @@ def propagation(ctx: dict) -> dict:
     def ours_with_graph():
         return propagate(build_knn_graph(xs, k=KNN_K, seed=seed), ls_lab)
 
-    same_b, t_b, cpu_b = _timed(ours_with_graph, ours_repeats)
+    same_b, t_b, cpu_b = timed_runs(ours_with_graph, ours_repeats)
     graph_m = build_knn_graph(xs, k=KNN_K, seed=seed)
-    same_a, t_a, cpu_a = _timed(lambda: propagate(graph_m, ls_lab), ours_repeats)
+    same_a, t_a, cpu_a = timed_runs(lambda: propagate(graph_m, ls_lab), ours_repeats)
     out.update({
         "propagation_seconds_sklearn": sk_s,
         "propagation_cpu_seconds_sklearn": sk_cpu,
@@ -250,7 +250,7 @@ def probe(ctx: dict) -> dict:
         model = LinearProbe().fit(x, lab)
         return model, model.predict(x)
 
-    (model, pred), t_ours, cpu_ours = _timed(ours, ours_repeats)
+    (model, pred), t_ours, cpu_ours = timed_runs(ours, ours_repeats)
     acc_ours = _accuracy(pred, y, test)
     threads = _threads_for(idx.size * x.shape[1] * PROBE_CLASSES * len(model.l2_grid))
 
@@ -263,7 +263,7 @@ def probe(ctx: dict) -> dict:
 
     by_c = {}
     for c in SKLEARN_C_GRID:
-        (ref_pred, iters), t, cpu = _timed(lambda c=c: sklearn(c, threads), sk_repeats)
+        (ref_pred, iters), t, cpu = timed_runs(lambda c=c: sklearn(c, threads), sk_repeats)
         by_c[c] = {"seconds": t, "cpu_seconds": cpu, "accuracy": _accuracy(ref_pred, y, test),
                    "iterations": iters}
     reach = [c for c in SKLEARN_C_GRID if by_c[c]["accuracy"] >= acc_ours]
@@ -271,7 +271,7 @@ def probe(ctx: dict) -> dict:
         best_c = min(reach, key=lambda c: by_c[c]["seconds"])
     else:
         best_c = max(SKLEARN_C_GRID, key=lambda c: by_c[c]["accuracy"])
-    _, t_default, _ = _timed(lambda: sklearn(best_c, None), sk_repeats)
+    _, t_default, _ = timed_runs(lambda: sklearn(best_c, None), sk_repeats)
     sk = by_c[best_c]
     out = {
         "probe_seconds": t_ours,

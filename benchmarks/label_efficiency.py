@@ -18,7 +18,8 @@ The annotator's policy: take the group the workbench proposes; if the sample it 
 not near-unanimous (fewer than ``--unanimous`` of 12 agree) it labels just the items it
 viewed instead of the whole group (a person does not lasso a mixed cluster). When the
 workbench proposes no group (a page of suggestions is worth more), it labels the page of
-suggestions; every ``--review-every``-th page is the queue of suspected wrong labels. After
+suggestions; every ``--review-every``-th page is the queue of suspected wrong labels (after a
+queue with nothing to correct, the person waits twice as long for the next). After
 every action it waits for the background retrain (as a person looks at the recoloured
 map) and scores all N items: the human label where there is one, else the workbench's
 prediction (its mix of propagation over the vectors' kNN graph and over the map's, and the
@@ -121,6 +122,8 @@ def run_policy(x: np.ndarray, y: np.ndarray, *, seed: int, max_actions: int,
 
         pages = 0
         reviewed = np.zeros(len(y), bool)
+        gap = review_every  # a review that finds nothing makes the next one wait longer
+        next_review = gap
         while ann.actions < max_actions:
             cluster = wb.next_cluster()
             if cluster is not None:
@@ -137,13 +140,15 @@ def run_policy(x: np.ndarray, y: np.ndarray, *, seed: int, max_actions: int,
                     act("mixed_group")
                 continue
             pages += 1
-            if review_every and pages % review_every == 0:
+            if review_every and pages >= next_review:
                 page = wb.suspected_errors(PAGE, exclude=np.flatnonzero(reviewed))
                 if page.size:
                     reviewed[page] = True
                     human = me.human()
                     truth = ann.view(page)
                     wrong = page[truth != human[page]]
+                    gap = review_every if wrong.size else 2 * gap
+                    next_review = pages + gap
                     if wrong.size == 0:
                         act("review")  # accepting a page is never free
                     for i in wrong:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import sys
 import time
 import tracemalloc
@@ -41,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _data import add_data_arguments, load_from_args
 from _stages_learn import STAGES as _LEARN
+from _stages_learn import timed_runs
 
 from workbench._config import KNN_K
 
@@ -96,14 +96,8 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[object, float]:
     ``timed.cpu``: on a shared machine other processes stretch wall time, not CPU time, so
     CPU-time ratios are the steadier comparison.
     """
-    times, cpu, out = [], [], None
-    for _ in range(max(1, repeats)):
-        t, c = time.perf_counter(), time.process_time()
-        out = fn()
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    timed.cpu = statistics.median(cpu)
-    return out, statistics.median(times)
+    out, wall, timed.cpu = timed_runs(fn, repeats)
+    return out, wall
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:

@@ -13,6 +13,7 @@ from workbench.learn import (
     choose_weights,
     cluster_coverage_batch,
     combine,
+    fit_temperature,
     held_out_weights,
     kmeans_groups,
     mix,
@@ -73,7 +74,7 @@ def test_combine_with_one_model_and_unreached_items(setup):
 
 
 def test_mix_of_three_models_weights_and_fallbacks(setup):
-    x, y, lab, prop, probe = setup
+    _x, y, lab, prop, probe = setup
     rng = np.random.default_rng(5)
     noise = rng.random(prop.proba.shape).astype(np.float32)
     noise /= noise.sum(axis=1, keepdims=True)
@@ -130,7 +131,8 @@ def test_held_out_weights_pick_the_real_graph_over_a_misleading_one(setup):
     idx = np.stack([rng.choice(by_class[(c + 1) % 10], 15) for c in y])
     fake = KnnGraph(idx, np.ones(idx.shape, np.float32))
     probe = LinearProbe(l2_grid=(1e-2,)).fit(x, lab)
-    w = held_out_weights(lab, {"propagated": real, "map": fake}, probe, vectors=x)
+    choice = held_out_weights(lab, {"propagated": real, "map": fake}, probe, vectors=x)
+    w = choice.weights
     assert set(w) == {"propagated", "map", "probe"}
     assert w["map"] < w["propagated"]
     # The chosen mix predicts the unlabelled items at least as well as the real graph.
@@ -138,19 +140,40 @@ def test_held_out_weights_pick_the_real_graph_over_a_misleading_one(setup):
               "probe": probe.predictions(x)}
     rest = lab < 0
     alone = (models["propagated"].label[rest] == y[rest]).mean()
-    assert (mix(models, w).label[rest] == y[rest]).mean() >= alone - 0.01
+    mixed = mix(models, w, temperature=choice.temperature)
+    assert (mixed.label[rest] == y[rest]).mean() >= alone - 0.01
+    # Calibrated: on the unlabelled items, confidence reads as the chance of being right.
+    right = mixed.label[rest] == y[rest]
+    assert abs(mixed.confidence[rest].mean() - right.mean()) < 0.1
     # Hiding whole clusters at a time, or a single fifth: the same verdict.
     clusters = np.zeros(y.size, np.int64)
     for i, g in enumerate(kmeans_groups(x, n_clusters=20)):
         clusters[g.members] = i
     for kw in ({"groups": clusters}, {"groups": clusters, "folds": 1}, {"folds": 1}):
-        w = held_out_weights(lab, {"propagated": real, "map": fake}, probe, vectors=x, **kw)
+        w = held_out_weights(lab, {"propagated": real, "map": fake}, probe, vectors=x,
+                             **kw).weights
         assert w["map"] < w["propagated"], kw
     with pytest.raises(ValueError, match="needs the vectors"):
         held_out_weights(lab, {"propagated": real}, probe)
     one = np.full(y.size, -1, np.int64)
     one[:2] = [0, 1]
     assert held_out_weights(one, {"propagated": real}) is None  # nothing left to hold out
+
+
+def test_fit_temperature_calibrates_over_and_under_confident_scores():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 2000)
+    logits = np.eye(4)[truth] * 1.0 + rng.standard_normal((2000, 4))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    t = fit_temperature(p, truth)
+    assert 0.7 < t < 1.4  # already calibrated: softmax of the true logits
+    assert fit_temperature(p ** 4 / (p ** 4).sum(1, keepdims=True), truth) > 2.5  # overconfident
+    flat = p ** 0.25 / (p ** 0.25).sum(1, keepdims=True)
+    assert fit_temperature(flat, truth) < 0.4  # underconfident
+    assert fit_temperature(p[:0], truth[:0]) == 1.0
+    with pytest.raises(ValueError, match="temperature"):
+        mix({"probe": Predictions.from_proba(np.arange(4), p.astype(np.float32), "probe")},
+            {"probe": 1.0}, temperature=0.0)
 
 
 def test_best_labels_keep_human_labels(setup):

@@ -306,16 +306,17 @@ class Workbench:
         :meth:`suggestions` is worth more.
 
         Before any model, clusters come in the proposed order (spread over the map). After,
-        each cluster whose core is still mostly unlabelled is worth the summed uncertainty
-        of its unlabelled core members; a suggestions page is worth that of its items. The
-        larger wins: a whole cluster while the map has uncertain regions to fill, single
-        items once what remains is scattered.
+        doubt is one minus an item's calibrated confidence (the chance the workbench has it
+        wrong). A page of suggestions (spread-out items) is worth the sum of its items'
+        doubt. A cluster's members are alike, so labelling all of them teaches about as
+        much as labelling a few spread-out ones: its worth is the mean doubt of its
+        unlabelled core members times the square root of their number. The larger wins:
+        whole clusters while regions of the map are unknown, pages once what remains is
+        scattered doubt.
         """
-        from .learn import uncertainty
-
         human = self.labels.state.human
         pred = self.predictions
-        u = None if pred is None else uncertainty(pred)
+        u = None if pred is None else np.where(pred.label >= 0, 1.0 - pred.confidence, 1.0)
         best, best_worth = None, 0.0
         for c in self.clusters:
             part = c.core(core)
@@ -324,7 +325,7 @@ class Workbench:
                 continue
             if u is None:
                 return c
-            worth = float(u[free].sum())
+            worth = float(u[free].mean()) * float(np.sqrt(free.size))
             if worth > best_worth:
                 best, best_worth = c, worth
         if best is None or u is None:
@@ -544,7 +545,7 @@ class Workbench:
     def _fit(self, human: np.ndarray) -> dict[str, Any]:
         """Propagation (over the vectors' graph and, once it exists, the UMAP map's), the
         probe, and their mix, on a snapshot of the human labels (worker thread)."""
-        from .learn import LinearProbe, held_out_weights, mix
+        from .learn import LinearProbe, Mixing, held_out_weights, mix
 
         out: dict[str, Any] = {"propagation": None, "map_propagation": None, "probe": None,
                                "accuracy": None, "weights": {}, "message": ""}
@@ -575,13 +576,13 @@ class Workbench:
                               f"(2+ each); have {n_labelled}")
         models = {"propagated": out["propagation"], "map": out["map_propagation"],
                   "probe": out["probe"]}
-        weights = held_out_weights(
+        mixing = held_out_weights(
             human, graphs, probe, vectors=self.vectors, groups=self._cluster_ids(),
             folds=MIX_FOLDS if self.n <= MIX_FOLDS_MAX_ITEMS else 1)
-        if weights is None:  # too few labels to hold any out: an even mix
-            weights = {k: 1.0 for k, v in models.items() if v is not None}
-        out["weights"] = weights
-        out["combined"] = mix(models, weights)
+        if mixing is None:  # too few labels to hold any out: an even mix
+            mixing = Mixing({k: 1.0 for k, v in models.items() if v is not None})
+        out["weights"] = mixing.weights
+        out["combined"] = mix(models, mixing.weights, temperature=mixing.temperature)
         return out
 
     def _cluster_ids(self) -> np.ndarray:

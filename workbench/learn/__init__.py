@@ -11,7 +11,16 @@ from .active import cluster_coverage_batch, suggest_batch, uncertainty
 from .background import Retrainer
 from .clusters import Group, density_groups, graph_groups, kmeans_groups, spectral_embedding
 from .issues import LabelIssues, neighbour_vote, rank_label_issues
-from .predict import Combined, best_labels, choose_weights, combine, held_out_weights, mix
+from .predict import (
+    Combined,
+    Mixing,
+    best_labels,
+    choose_weights,
+    combine,
+    fit_temperature,
+    held_out_weights,
+    mix,
+)
 from .probe import LinearProbe, best_device, probe_predictions
 from .propagate import LabelSpreader, Propagation, propagate, spreading_operator
 from .zeroshot import ZeroShot, accept_zero_shot, zero_shot
@@ -22,6 +31,7 @@ __all__ = [
     "LabelIssues",
     "LabelSpreader",
     "LinearProbe",
+    "Mixing",
     "NotEnoughLabels",
     "Predictions",
     "Propagation",
@@ -34,6 +44,7 @@ __all__ = [
     "cluster_coverage_batch",
     "combine",
     "density_groups",
+    "fit_temperature",
     "graph_groups",
     "held_out_weights",
     "kmeans_groups",

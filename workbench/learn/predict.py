@@ -14,7 +14,16 @@ from .._config import MIX_FOLDS, MIX_HOLDOUT_FRACTION, MIX_WEIGHT_STEP
 from ..neighbors import KnnGraph
 from ._common import NotEnoughLabels, Predictions, check_labels
 
-__all__ = ["Combined", "best_labels", "choose_weights", "combine", "held_out_weights", "mix"]
+__all__ = [
+    "Combined",
+    "Mixing",
+    "best_labels",
+    "choose_weights",
+    "combine",
+    "fit_temperature",
+    "held_out_weights",
+    "mix",
+]
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,8 @@ def combine(
                {"propagated": 1.0 - probe_weight, "probe": probe_weight})
 
 
-def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float]) -> Combined:
+def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float], *,
+        temperature: float = 1.0) -> Combined:
     """Weighted average of several models' probabilities, item by item.
 
     Parameters
@@ -73,6 +83,10 @@ def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float]) 
     weights : name -> weight >= 0 (missing names weigh 0). For each item the weights of
         the models that know it (label >= 0) are renormalised; an item known only to
         models of weight 0 takes their plain average, so no item loses its prediction.
+    temperature : the mixed probabilities are raised to ``1 / temperature`` and
+        renormalised (from :func:`held_out_weights`: above 1 flattens overconfident
+        mixes, below 1 sharpens flat ones), so confidence reads as a probability of being
+        right.
 
     Returns
     -------
@@ -102,8 +116,10 @@ def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float]) 
         if w[j].any():
             cols = np.searchsorted(classes, given[k].classes)
             acc[:, cols] += given[k].proba * w[j][:, None]
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     proba = np.full((n, classes.size), 1.0 / classes.size, np.float32)
-    proba[anyone] = (acc[anyone] / total[anyone, None]).astype(np.float32)
+    proba[anyone] = _sharpen(acc[anyone] / total[anyone, None], temperature).astype(np.float32)
     base = Predictions.from_proba(classes, proba, "combined", known=anyone)
     count = known.sum(axis=0)
     first = np.array(names, dtype=object)[known.argmax(axis=0)]
@@ -114,6 +130,15 @@ def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float]) 
     disagree = (count >= 2) & (lo != hi)
     return Combined(base.classes, base.proba, base.label, base.confidence, base.source,
                     origin=origin, disagree=disagree)
+
+
+@dataclass(frozen=True)
+class Mixing:
+    """How to mix the models: ``weights`` (name -> weight) and ``temperature`` for
+    :func:`mix`, both chosen on held-out human labels."""
+
+    weights: dict[str, float]
+    temperature: float = 1.0
 
 
 def choose_weights(held_out: Mapping[str, np.ndarray], truth: np.ndarray, *,
@@ -175,9 +200,9 @@ def held_out_weights(
     groups: np.ndarray | None = None,
     folds: int = MIX_FOLDS,
     seed: int = 0,
-) -> dict[str, float] | None:
-    """Weights for :func:`mix` of the propagations over ``graphs`` and the probe, chosen on
-    human labels hidden from them.
+) -> Mixing | None:
+    """Weights (and a temperature) for :func:`mix` of the propagations over ``graphs`` and
+    the probe, chosen on human labels hidden from them.
 
     The labelled items are split into ``folds`` folds; each fold's labels are hidden in
     turn, every graph propagates the rest, the probe is refitted on the rest, and
@@ -205,8 +230,9 @@ def held_out_weights(
 
     Returns
     -------
-    name -> weight (the probe as ``"probe"``), or None when fewer than 2 labelled items or
-    blocks can be hidden.
+    :class:`Mixing`: name -> weight (the probe as ``"probe"``) and the temperature that
+    calibrates the mix on the same hidden labels; None when fewer than 2 labelled items
+    or blocks can be hidden.
     """
     from .probe import LinearProbe
     from .propagate import propagate
@@ -249,8 +275,10 @@ def held_out_weights(
         keep &= np.isfinite(held[k]).all(axis=1)
     if keep.sum() < 2:
         return None
-    return choose_weights({k: held[k][keep] for k in names},
-                          np.searchsorted(classes, human[lab[keep]]))
+    truth = np.searchsorted(classes, human[lab[keep]])
+    weights = choose_weights({k: held[k][keep] for k in names}, truth)
+    mixed = sum(weights[k] * held[k][keep] for k in names)
+    return Mixing(weights, fit_temperature(mixed, truth))
 
 
 def _columns(proba: np.ndarray, have: np.ndarray, want: np.ndarray) -> np.ndarray:
@@ -260,6 +288,30 @@ def _columns(proba: np.ndarray, have: np.ndarray, want: np.ndarray) -> np.ndarra
     ok = (pos < want.size) & (want[np.minimum(pos, want.size - 1)] == have)
     out[:, pos[ok]] = np.asarray(proba, np.float64)[:, ok]
     return out
+
+
+def fit_temperature(proba: np.ndarray, truth: np.ndarray) -> float:
+    """The temperature (see :func:`mix`) that minimises the log loss of ``proba`` (H, C) on
+    the column indices ``truth`` (H,): a one-parameter calibration, as for neural nets
+    (Guo et al., 2017), searched on a log grid from 0.02 to 50."""
+    truth = np.asarray(truth, np.int64)
+    if truth.size == 0:
+        return 1.0
+    grid = np.geomspace(0.02, 50.0, 61)
+    losses = []
+    for t in grid:
+        p = _sharpen(proba, t)
+        losses.append(-np.log(np.clip(p[np.arange(truth.size), truth], 1e-9, None)).mean())
+    return float(grid[int(np.argmin(losses))])
+
+
+def _sharpen(proba: np.ndarray, temperature: float) -> np.ndarray:
+    if temperature == 1.0:
+        return proba
+    logp = np.log(np.clip(np.asarray(proba, np.float64), 1e-12, None)) / temperature
+    logp -= logp.max(axis=1, keepdims=True)
+    e = np.exp(logp)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def _simplex(m: int, steps: int):
