@@ -244,8 +244,12 @@ def main(argv: list[str] | None = None) -> dict:
                              "labels a whole group rather than just the items it viewed")
     parser.add_argument("--review-every", type=int, default=4,
                         help="every n-th page is the queue of suspected wrong labels (0: never)")
+    parser.add_argument("--references-only", action="store_true",
+                        help="keep the saved run's workbench curves, recompute its references")
     args = parser.parse_args(argv)
     name, x, y = load_from_args(args)
+    if args.references_only:
+        return redo_references(name, x, y)
     max_actions = max(BUDGETS)
     print(f"{name}: N={len(y)} D={x.shape[1]} classes={np.unique(y).size} "
           f"unanimous={args.unanimous} review_every={args.review_every}", flush=True)
@@ -258,32 +262,21 @@ def main(argv: list[str] | None = None) -> dict:
                                 log=lambda m: print(m, flush=True))
         curves.append(curve)
         dids.append(did)
-        refs.append(references(x, y, seed=seed, points=points))
+        views = {at_budget(curve, b)["views"] for b in BUDGETS}
+        refs.append(references(x, y, seed=seed, points=sorted(set(points) | views)))
         print("  references seed {}: spreading {}  logreg {}".format(
             seed, " ".join(f"{b}:{refs[-1]['spreading'][b]:.3f}" for b in BUDGETS),
             " ".join(f"{b}:{refs[-1]['logreg'][b]:.3f}" for b in BUDGETS)), flush=True)
 
-    def med(values) -> float:
-        return float(np.median(values))
-
-    table = {}
-    for b in BUDGETS:
-        st = [at_budget(c, b) for c in curves]
-        table[str(b)] = {
-            "accuracy": med([p["accuracy"] for p in st]),
-            "accuracy_min": float(min(p["accuracy"] for p in st)),
-            "macro_f1": med([p["macro_f1"] for p in st]),
-            "human_accuracy": med([p["human_accuracy"] or 0.0 for p in st]),
-            "views": med([p["views"] for p in st]),
-            "reference_spreading": med([r["spreading"][b] for r in refs]),
-            "reference_logreg": med([r["logreg"][b] for r in refs]),
-        }
+    table = summarise(curves, refs)
     print(f"\n{'actions':>8} {'accuracy':>9} {'(worst)':>8} {'macroF1':>8} {'human acc':>9} "
-          f"{'views':>6} {'LabelSpr':>9} {'LogReg':>7}")
+          f"{'views':>6} {'LabelSpr':>9} {'LogReg':>7}   at equal views: {'LabelSpr':>8} {'LogReg':>7}")
     for b, row in table.items():
         print(f"{b:>8} {row['accuracy']:9.3f} {row['accuracy_min']:8.3f} {row['macro_f1']:8.3f} "
               f"{row['human_accuracy']:9.3f} {row['views']:6.0f} "
-              f"{row['reference_spreading']:9.3f} {row['reference_logreg']:7.3f}")
+              f"{row['reference_spreading']:9.3f} {row['reference_logreg']:7.3f}   "
+              f"{'':>16}{row['reference_spreading_at_views']:8.3f} "
+              f"{row['reference_logreg_at_views']:7.3f}")
     headline = {
         "benchmark": "label_efficiency",
         "dataset": name,
@@ -303,6 +296,62 @@ def main(argv: list[str] | None = None) -> dict:
     plot(name, curves, refs, RESULTS / f"label_efficiency_{name}.png")
     print(json.dumps(headline))
     return headline
+
+
+def redo_references(name: str, x: np.ndarray, y: np.ndarray) -> dict:
+    """Recompute the references (at equal actions and equal views) of a saved run."""
+    path = RESULTS / f"label_efficiency_{name}.json"
+    saved = json.loads(path.read_text())
+    curves = saved["curves"]
+    points = sorted({1, 2, 3, 5, 7, *range(10, max(BUDGETS) + 1, 5), *BUDGETS})
+    refs = []
+    for seed, curve in enumerate(curves):
+        views = {at_budget(curve, b)["views"] for b in BUDGETS}
+        refs.append(references(x, y, seed=seed, points=sorted(set(points) | views)))
+    table = summarise(curves, refs)
+    saved.update({
+        "table": table,
+        "reference_spreading": {b: r["reference_spreading"] for b, r in table.items()},
+        "reference_logreg": {b: r["reference_logreg"] for b, r in table.items()},
+        "references": [{k: {str(b): v for b, v in r[k].items()} for k in r} for r in refs],
+    })
+    path.write_text(json.dumps(saved, indent=1))
+    plot(name, curves, refs, RESULTS / f"label_efficiency_{name}.png")
+    headline = {k: saved[k] for k in ("benchmark", "dataset", "accuracy", "reference_spreading",
+                                      "reference_logreg", "views")}
+    for b, row in table.items():
+        print(f"{b:>4} actions: {row['accuracy']:.3f}  views {row['views']:.0f}  "
+              f"equal actions {row['reference_spreading']:.3f} / {row['reference_logreg']:.3f}  "
+              f"equal views {row['reference_spreading_at_views']:.3f} / "
+              f"{row['reference_logreg_at_views']:.3f}")
+    print(json.dumps(headline))
+    return headline
+
+
+def summarise(curves: list[list[dict]], refs: list[dict]) -> dict:
+    """Medians over seeds at each budget; references at equal actions and equal views."""
+
+    def med(values) -> float:
+        return float(np.median(values))
+
+    table = {}
+    for b in BUDGETS:
+        st = [at_budget(c, b) for c in curves]
+        table[str(b)] = {
+            "accuracy": med([p["accuracy"] for p in st]),
+            "accuracy_min": float(min(p["accuracy"] for p in st)),
+            "macro_f1": med([p["macro_f1"] for p in st]),
+            "human_accuracy": med([p["human_accuracy"] or 0.0 for p in st]),
+            "views": med([p["views"] for p in st]),
+            "reference_spreading": med([r["spreading"][b] for r in refs]),
+            "reference_logreg": med([r["logreg"][b] for r in refs]),
+            # The same random labels, as many as the items the workbench's annotator viewed.
+            "reference_spreading_at_views": med([r["spreading"][p["views"]]
+                                                 for r, p in zip(refs, st, strict=True)]),
+            "reference_logreg_at_views": med([r["logreg"][p["views"]]
+                                              for r, p in zip(refs, st, strict=True)]),
+        }
+    return table
 
 
 if __name__ == "__main__":

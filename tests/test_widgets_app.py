@@ -193,8 +193,16 @@ def test_predictions_recolour_and_status(app):
 
 
 def test_queues_search_and_more_like_this(app):
-    app.show_queue("next")
-    assert app.selection.size > 0 and app.gallery.title == "Label next"
+    app.show_queue("next")  # nothing labelled: the first proposed cluster's core
+    first = app.session.clusters[0]
+    assert set(app.selection.tolist()) == set(first.core().tolist())
+    assert app.gallery.title.startswith("Label next: cluster 1")
+    assert app.panel.cluster_pick.value == first.id
+    app.label("first cluster")  # names the selection: the core, not the mixed outskirts
+    human = app.session.labels.state.human
+    assert (human[first.core()] >= 0).all() and (human[first.members] >= 0).sum() < first.size
+    app.select_cluster(1, core=True)
+    assert set(app.selection.tolist()) == set(app.session.clusters[1].core().tolist())
     app.selection = [5]
     app.more_like_this(k=10)
     assert 5 not in app.selection

@@ -136,12 +136,14 @@ class WorkbenchApp(w.VBox):
             )
         self.label(name)
 
-    def select_cluster(self, index: int) -> None:
-        """Select the members of proposed cluster ``index``."""
+    def select_cluster(self, index: int, *, core: bool = False) -> None:
+        """Select the members of proposed cluster ``index`` (with ``core``, only its most
+        typical half: where clusters mix is the outskirts)."""
         clusters = self.session.clusters or []
         if not 0 <= index < len(clusters):
             raise IndexError(f"cluster {index} does not exist; there are {len(clusters)}")
-        self.selection = np.asarray(clusters[index].members)
+        c = clusters[index]
+        self.selection = np.asarray(c.core() if core else c.members)
 
     def label_cluster(self, index: int, name: str) -> None:
         """Label every member of proposed cluster ``index`` with ``name``."""
@@ -162,9 +164,21 @@ class WorkbenchApp(w.VBox):
         self.selection = self.session.text_search(query, k=k)
 
     def show_queue(self, which: str, n: int = GALLERY_PAGE_SIZE) -> None:
-        """Select and review a queue: ``"next"`` (label next) or ``"errors"``."""
+        """Select and review a queue: ``"next"`` (label next) or ``"errors"``.
+
+        "next" selects the typical core of the cluster worth labelling as a whole
+        (``Workbench.next_cluster``, also picked in the cluster list; a number key names
+        the selection), or, when single items are worth more, a page of suggestions.
+        """
         if which == "next":
-            items, title = self.session.suggestions(n=n), "Label next"
+            cluster = self.session.next_cluster()
+            if cluster is not None:
+                items = cluster.core()
+                title = (f"Label next: cluster {cluster.id + 1}, its {items.size} most "
+                         "typical items")
+                self.panel.cluster_pick.value = cluster.id
+            else:
+                items, title = self.session.suggestions(n=n), "Label next"
         elif which == "errors":
             items, title = self.session.suspected_errors(n=n), "Suspected label errors"
         else:

@@ -65,7 +65,8 @@ class ControlPanel(w.VBox):
                                        layout=w.Layout(width="240px"))
         self.select_cluster = _button("select cluster")
         self.label_cluster = _button("label this cluster", "label it with the typed name")
-        self.queue_next = _button("label next", "items worth labelling next")
+        self.queue_next = _button(
+            "label next", "the cluster core, or the page of items, worth labelling next")
         self.queue_errors = _button("suspected errors", "human labels that look wrong")
         self.clear = _button("clear selection")
         self.export = _button("export", "write labels.parquet in the project folder")
