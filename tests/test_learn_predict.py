@@ -117,7 +117,7 @@ def test_choose_weights_prefers_the_model_that_predicts_held_out_labels():
     assert choose_weights({"a": right, "b": right.copy()}, truth) == {"a": 0.5, "b": 0.5}
 
 
-def test_held_out_weights_pick_the_real_graph_over_a_misleading_one(setup):
+def test_held_out_weights_pick_the_real_graph_over_a_random_one(setup):
     from workbench.neighbors import KnnGraph
 
     x, y, _lab, _prop, _probe = setup
@@ -126,15 +126,14 @@ def test_held_out_weights_pick_the_real_graph_over_a_misleading_one(setup):
     picks = rng.choice(y.size, 300, replace=False)
     lab[picks] = y[picks]
     real = build_knn_graph(x, k=15)
-    # A graph that joins every item to items of the next digit: confidently wrong.
-    by_class = [np.flatnonzero(y == c) for c in range(10)]
-    idx = np.stack([rng.choice(by_class[(c + 1) % 10], 15) for c in y])
+    # Random neighbours: a graph that knows nothing, so it must not get any weight.
+    idx = rng.integers(0, y.size, real.indices.shape)
     fake = KnnGraph(idx, np.ones(idx.shape, np.float32))
     probe = LinearProbe(l2_grid=(1e-2,)).fit(x, lab)
     choice = held_out_weights(lab, {"propagated": real, "map": fake}, probe, vectors=x)
     w = choice.weights
     assert set(w) == {"propagated", "map", "probe"}
-    assert w["map"] < w["propagated"]
+    assert w["map"] == 0.0 and w["propagated"] > 0
     # The chosen mix predicts the unlabelled items at least as well as the real graph.
     models = {"propagated": propagate(real, lab), "map": propagate(fake, lab),
               "probe": probe.predictions(x)}
@@ -145,14 +144,14 @@ def test_held_out_weights_pick_the_real_graph_over_a_misleading_one(setup):
     # Calibrated: on the unlabelled items, confidence reads as the chance of being right.
     right = mixed.label[rest] == y[rest]
     assert abs(mixed.confidence[rest].mean() - right.mean()) < 0.1
-    # Hiding whole clusters at a time, or a single fifth: the same verdict.
+    # Hiding whole clusters at a time (5 folds), or a single fifth: the same verdict.
     clusters = np.zeros(y.size, np.int64)
     for i, g in enumerate(kmeans_groups(x, n_clusters=20)):
         clusters[g.members] = i
-    for kw in ({"groups": clusters}, {"groups": clusters, "folds": 1}, {"folds": 1}):
+    for kw in ({"groups": clusters}, {"folds": 1}):
         w = held_out_weights(lab, {"propagated": real, "map": fake}, probe, vectors=x,
                              **kw).weights
-        assert w["map"] < w["propagated"], kw
+        assert w["map"] == 0.0 and w["propagated"] > 0, kw
     with pytest.raises(ValueError, match="needs the vectors"):
         held_out_weights(lab, {"propagated": real}, probe)
     one = np.full(y.size, -1, np.int64)

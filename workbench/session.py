@@ -143,6 +143,7 @@ class Workbench:
         self.predictions: Predictions | None = None
         self.probe_accuracy: float | None = None
         self._clusters: list[Cluster] | None = None
+        self._clusters_lock = threading.Lock()
         self._running: set[str] = set()
         self.message = ""
         self.coords = self._first_layout()
@@ -288,6 +289,10 @@ class Workbench:
         cover the map; above ``SPECTRAL_MAX_ITEMS`` items, FAISS k-means on the vectors,
         largest first.
         """
+        with self._clusters_lock:  # the retrain thread asks too; compute once
+            return self._compute_clusters()
+
+    def _compute_clusters(self) -> list[Cluster]:
         if self._clusters is None:
             from .learn import graph_groups, kmeans_groups
 
