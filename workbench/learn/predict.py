@@ -155,9 +155,9 @@ def choose_weights(held_out: Mapping[str, np.ndarray], truth: np.ndarray, *,
     Returns
     -------
     name -> weight (summing to 1). Mixes within one standard error of the best held-out
-    accuracy count as equal (a few lucky argmaxes are noise); among them, leaving out
-    models two standard errors worse alone than the best, the most even mix wins, then the
-    one leaning on the models more accurate alone, then the lower log loss.
+    accuracy count as equal (a model with nearly flat probabilities changes few argmaxes,
+    and a few lucky ones are noise); among them the mix leaning most on the models that
+    are more accurate alone wins, then the lower log loss, then the more even mix.
     """
     names = list(held_out)
     if not names:
@@ -182,22 +182,12 @@ def choose_weights(held_out: Mapping[str, np.ndarray], truth: np.ndarray, *,
         acc, ll = scores(sum(wi * pi for wi, pi in zip(w, probs, strict=True)))
         tried.append((acc, ll, w))
     top = max(t[0] for t in tried)
-    slack = float(np.sqrt(top * (1.0 - top) / max(truth.size, 1)))
-    # A model much worse alone (two standard errors below the best single model) only
-    # joins when some mix with it beats every mix without it by more than the noise.
-    best_alone = float(alone.max())
-    weak = alone < best_alone - 2.0 * np.sqrt(best_alone * (1.0 - best_alone)
-                                              / max(truth.size, 1)) - 1e-12
-    pool = [t for t in tried if not (t[2][weak] > 0).any()]
-    if not pool or top > max(t[0] for t in pool) + slack:
-        pool = tried
     # Mixes within one standard error of the best accuracy are equally good on this
-    # evidence; among those the most even mix hedges best on the unlabelled items (a
-    # single model picked on a few hundred held-out labels swings from retrain to retrain).
-    top = max(t[0] for t in pool)
-    near = [t for t in pool if t[0] >= top - slack - 1e-12]
-    best = max(near, key=lambda t: (-round(float(np.abs(t[2] - 1.0 / len(names)).sum()), 9),
-                                    round(float(t[2] @ alone), 9), round(t[1], 9)))[2]
+    # evidence; among those, lean on the models that are more accurate alone.
+    slack = float(np.sqrt(top * (1.0 - top) / max(truth.size, 1)))
+    near = [t for t in tried if t[0] >= top - slack - 1e-12]
+    best = max(near, key=lambda t: (round(float(t[2] @ alone), 9), round(t[1], 9),
+                                    -float(np.abs(t[2] - 1.0 / len(names)).sum())))[2]
     return {k: float(v) for k, v in zip(names, best, strict=True)}
 
 
