@@ -253,7 +253,6 @@ def main(argv: list[str] | None = None) -> dict:
     max_actions = max(BUDGETS)
     print(f"{name}: N={len(y)} D={x.shape[1]} classes={np.unique(y).size} "
           f"unanimous={args.unanimous} review_every={args.review_every}", flush=True)
-    points = sorted({1, 2, 3, 5, 7, *range(10, max_actions + 1, 5), *BUDGETS})
     curves, refs, dids = [], [], []
     t0 = time.perf_counter()
     for seed in range(args.seeds):
@@ -262,29 +261,14 @@ def main(argv: list[str] | None = None) -> dict:
                                 log=lambda m: print(m, flush=True))
         curves.append(curve)
         dids.append(did)
-        views = {at_budget(curve, b)["views"] for b in BUDGETS}
-        refs.append(references(x, y, seed=seed, points=sorted(set(points) | views)))
+        refs.append(references(x, y, seed=seed, points=reference_points(curve)))
         print("  references seed {}: spreading {}  logreg {}".format(
             seed, " ".join(f"{b}:{refs[-1]['spreading'][b]:.3f}" for b in BUDGETS),
             " ".join(f"{b}:{refs[-1]['logreg'][b]:.3f}" for b in BUDGETS)), flush=True)
 
     table = summarise(curves, refs)
-    print(f"\n{'actions':>8} {'accuracy':>9} {'(worst)':>8} {'macroF1':>8} {'human acc':>9} "
-          f"{'views':>6} {'LabelSpr':>9} {'LogReg':>7}   at equal views: {'LabelSpr':>8} {'LogReg':>7}")
-    for b, row in table.items():
-        print(f"{b:>8} {row['accuracy']:9.3f} {row['accuracy_min']:8.3f} {row['macro_f1']:8.3f} "
-              f"{row['human_accuracy']:9.3f} {row['views']:6.0f} "
-              f"{row['reference_spreading']:9.3f} {row['reference_logreg']:7.3f}   "
-              f"{'':>16}{row['reference_spreading_at_views']:8.3f} "
-              f"{row['reference_logreg_at_views']:7.3f}")
-    headline = {
-        "benchmark": "label_efficiency",
-        "dataset": name,
-        "accuracy": {b: r["accuracy"] for b, r in table.items()},
-        "reference_spreading": {b: r["reference_spreading"] for b, r in table.items()},
-        "reference_logreg": {b: r["reference_logreg"] for b, r in table.items()},
-        "views": {b: r["views"] for b, r in table.items()},
-    }
+    print_table(table)
+    headline = headline_of(name, table)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"label_efficiency_{name}.json").write_text(json.dumps({
         **headline, "table": table, "seeds": args.seeds, "unanimous": args.unanimous,
@@ -303,29 +287,47 @@ def redo_references(name: str, x: np.ndarray, y: np.ndarray) -> dict:
     path = RESULTS / f"label_efficiency_{name}.json"
     saved = json.loads(path.read_text())
     curves = saved["curves"]
-    points = sorted({1, 2, 3, 5, 7, *range(10, max(BUDGETS) + 1, 5), *BUDGETS})
-    refs = []
-    for seed, curve in enumerate(curves):
-        views = {at_budget(curve, b)["views"] for b in BUDGETS}
-        refs.append(references(x, y, seed=seed, points=sorted(set(points) | views)))
+    refs = [references(x, y, seed=seed, points=reference_points(curve))
+            for seed, curve in enumerate(curves)]
     table = summarise(curves, refs)
-    saved.update({
-        "table": table,
-        "reference_spreading": {b: r["reference_spreading"] for b, r in table.items()},
-        "reference_logreg": {b: r["reference_logreg"] for b, r in table.items()},
-        "references": [{k: {str(b): v for b, v in r[k].items()} for k in r} for r in refs],
-    })
+    print_table(table)
+    headline = headline_of(name, table)
+    saved.update({**headline, "table": table,
+                  "references": [{k: {str(b): v for b, v in r[k].items()} for k in r}
+                                 for r in refs]})
     path.write_text(json.dumps(saved, indent=1))
     plot(name, curves, refs, RESULTS / f"label_efficiency_{name}.png")
-    headline = {k: saved[k] for k in ("benchmark", "dataset", "accuracy", "reference_spreading",
-                                      "reference_logreg", "views")}
-    for b, row in table.items():
-        print(f"{b:>4} actions: {row['accuracy']:.3f}  views {row['views']:.0f}  "
-              f"equal actions {row['reference_spreading']:.3f} / {row['reference_logreg']:.3f}  "
-              f"equal views {row['reference_spreading_at_views']:.3f} / "
-              f"{row['reference_logreg_at_views']:.3f}")
     print(json.dumps(headline))
     return headline
+
+
+def reference_points(curve: list[dict]) -> list[int]:
+    """Label counts to run the references at: the curve's action counts, and the views the
+    annotator had spent at each budget (for the comparison at equal views)."""
+    actions = {1, 2, 3, 5, 7, *range(10, max(BUDGETS) + 1, 5), *BUDGETS}
+    return sorted(actions | {at_budget(curve, b)["views"] for b in BUDGETS})
+
+
+def headline_of(name: str, table: dict) -> dict:
+    return {
+        "benchmark": "label_efficiency",
+        "dataset": name,
+        "accuracy": {b: r["accuracy"] for b, r in table.items()},
+        "reference_spreading": {b: r["reference_spreading"] for b, r in table.items()},
+        "reference_logreg": {b: r["reference_logreg"] for b, r in table.items()},
+        "views": {b: r["views"] for b, r in table.items()},
+    }
+
+
+def print_table(table: dict) -> None:
+    print(f"\n{'actions':>8} {'accuracy':>9} {'(worst)':>8} {'macroF1':>8} {'human acc':>9} "
+          f"{'views':>6} {'LabelSpr':>9} {'LogReg':>7}   at equal views: {'LabelSpr':>8} {'LogReg':>7}")
+    for b, row in table.items():
+        print(f"{b:>8} {row['accuracy']:9.3f} {row['accuracy_min']:8.3f} {row['macro_f1']:8.3f} "
+              f"{row['human_accuracy']:9.3f} {row['views']:6.0f} "
+              f"{row['reference_spreading']:9.3f} {row['reference_logreg']:7.3f}   "
+              f"{'':>16}{row['reference_spreading_at_views']:8.3f} "
+              f"{row['reference_logreg_at_views']:7.3f}")
 
 
 def summarise(curves: list[list[dict]], refs: list[dict]) -> dict:

@@ -83,18 +83,28 @@ class KnnGraph:
         """Sparse (N, N) affinity matrix (``scipy.sparse.csr_matrix``, float32).
 
         Weights are the similarities clipped at 0; with ``symmetric`` the matrix is
-        ``max(W, W.T)`` so that every edge goes both ways.
+        ``max(W, W.T)`` so that every edge goes both ways. Built straight from the arrays:
+        each row of ``W`` is one row of ``indices``, so the row pointers are known up front.
         """
         import scipy.sparse as sp
 
         n, k = self.indices.shape
-        rows = np.repeat(np.arange(n), k)
-        cols = self.indices.ravel()
-        vals = np.clip(self.similarities.ravel(), 0.0, None).astype(np.float32)
+        cols = self.indices.reshape(-1)
+        vals = np.maximum(self.similarities.reshape(-1), 0.0).astype(np.float32, copy=False)
         ok = cols >= 0
-        w = sp.csr_matrix((vals[ok], (rows[ok], cols[ok])), shape=(n, n))
+        if ok.all():
+            indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
+        else:
+            indptr = np.zeros(n + 1, np.int64)
+            np.cumsum(ok.reshape(n, k).sum(axis=1), out=indptr[1:])
+            cols, vals = cols[ok], vals[ok]
+        index_dtype = np.int32 if n * k < np.iinfo(np.int32).max else np.int64
+        w = sp.csr_matrix(
+            (vals, cols.astype(index_dtype), indptr.astype(index_dtype)), shape=(n, n)
+        )
+        w.sum_duplicates()
         if symmetric:
-            w = w.maximum(w.T).tocsr()
+            w = w.maximum(w.T.tocsr()).tocsr()
         return w
 
     def umap_knn(self) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,7 @@ from ._config import (
     SPECTRAL_MAX_ITEMS,
 )
 from .items import as_vectors, demo_digits, digits_pixels
-from .learn import NotEnoughLabels, Predictions
+from .learn import Group, NotEnoughLabels, Predictions
 from .neighbors import KnnGraph, NeighborIndex, build_knn_graph
 from .project import Project
 
@@ -50,30 +50,12 @@ EVENTS = ("labels", "predictions", "layout", "status")
 
 
 @dataclass(frozen=True)
-class Cluster:
-    """A proposed group to label in one action.
+class Cluster(Group):
+    """A proposed group to label in one action: a :class:`~workbench.learn.Group`
+    (``members`` most typical first, ``sample``, ``kind``, ``size``, ``core()``) plus its
+    ``id``, its number in :attr:`Workbench.clusters` (in the order proposed)."""
 
-    Attributes
-    ----------
-    id : its number in :attr:`Workbench.clusters` (in the order proposed).
-    members : (M,) int64 item positions, most typical first.
-    sample : (S,) int64 positions to show before naming it (S <= 12).
-    """
-
-    id: int
-    members: np.ndarray
-    sample: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return int(self.members.size)
-
-    def core(self, fraction: float = CLUSTER_CORE_FRACTION) -> np.ndarray:
-        """The most typical ``fraction`` of the members (at least one): what to label when
-        labelling the cluster as a whole, leaving its mixed outskirts to the models."""
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-        return self.members[: max(1, round(self.size * fraction))]
+    id: int = -1
 
 
 class Workbench:
@@ -303,7 +285,11 @@ class Workbench:
                 groups = graph_groups(self.graph, n_clusters=n_clusters)
             else:
                 groups = kmeans_groups(self.vectors, n_clusters=n_clusters)
-            self._clusters = [Cluster(i, g.members, g.sample) for i, g in enumerate(groups)]
+            self._clusters = [Cluster(g.members, g.sample, g.kind, id=i)
+                              for i, g in enumerate(groups)]
+            self._cluster_of = np.zeros(self.n, np.int64)
+            for c in self._clusters:
+                self._cluster_of[c.members] = c.id
         return self._clusters
 
     def next_cluster(self, core: float = CLUSTER_CORE_FRACTION) -> Cluster | None:
@@ -592,10 +578,9 @@ class Workbench:
 
     def _cluster_ids(self) -> np.ndarray:
         """(N,) int64 the proposed cluster of every item."""
-        ids = np.zeros(self.n, np.int64)
-        for c in self.clusters:
-            ids[c.members] = c.id
-        return ids
+        with self._clusters_lock:
+            self._compute_clusters()
+            return self._cluster_of
 
     def _map_spreader_if_ready(self) -> Any:
         """A spreader over the UMAP map's neighbours, built the first time it is needed."""

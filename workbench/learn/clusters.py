@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._config import CLUSTER_SEED, GROUP_SAMPLE_SIZE, SPECTRAL_DIMS
+from .._config import CLUSTER_CORE_FRACTION, CLUSTER_SEED, GROUP_SAMPLE_SIZE, SPECTRAL_DIMS
 from ..items import as_vectors
 from ..neighbors import KnnGraph, normalize
 
@@ -38,8 +38,10 @@ class Group:
     def size(self) -> int:
         return int(self.members.size)
 
-    def core(self, fraction: float) -> np.ndarray:
-        """The ``fraction`` (0, 1] of members nearest the centre (at least one)."""
+    def core(self, fraction: float = CLUSTER_CORE_FRACTION) -> np.ndarray:
+        """The ``fraction`` (0, 1] of members nearest the centre (at least one): what to
+        label when labelling the group as a whole, leaving its mixed outskirts to the
+        models."""
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         return self.members[: max(1, round(self.size * fraction))]

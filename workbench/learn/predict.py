@@ -102,6 +102,8 @@ def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float], 
     bad = {k: w for k, w in weights.items() if not (np.isfinite(w) and w >= 0)}
     if bad:
         raise ValueError(f"weights must be finite and >= 0, got {bad}")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     classes = np.unique(np.concatenate([p.classes for p in given.values()])).astype(np.int64)
     n = sizes.pop()
     names = list(given)
@@ -116,8 +118,6 @@ def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float], 
         if w[j].any():
             cols = np.searchsorted(classes, given[k].classes)
             acc[:, cols] += given[k].proba * w[j][:, None]
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be > 0, got {temperature}")
     proba = np.full((n, classes.size), 1.0 / classes.size, np.float32)
     proba[anyone] = _sharpen(acc[anyone] / total[anyone, None], temperature).astype(np.float32)
     base = Predictions.from_proba(classes, proba, "combined", known=anyone)

@@ -56,7 +56,7 @@ def spreading_operator(graph: KnnGraph | sp.spmatrix) -> sp.csr_matrix:
     Isolated items (no edge) get an empty row: they keep their own label and nothing else.
     """
     if isinstance(graph, KnnGraph):
-        w = _knn_affinity(graph)
+        w = graph.to_csr(symmetric=True)
     elif sp.issparse(graph):
         w = sp.csr_matrix(graph)
         if w.shape[0] != w.shape[1]:
@@ -75,30 +75,6 @@ def spreading_operator(graph: KnnGraph | sp.spmatrix) -> sp.csr_matrix:
     w.data *= np.repeat(inv, np.diff(w.indptr))
     w.data *= inv[w.indices]
     return w
-
-
-def _knn_affinity(graph: KnnGraph) -> sp.csr_matrix:
-    """``max(W, W.T)`` (N, N) CSR float32 of a kNN graph, built straight from its arrays.
-
-    The same matrix as ``graph.to_csr(symmetric=True)`` without its COO detour: each row of
-    ``W`` is one row of ``graph.indices``, so the row pointers are known up front.
-    """
-    n, k = graph.indices.shape
-    cols = graph.indices.reshape(-1)
-    vals = np.maximum(graph.similarities.reshape(-1), 0.0).astype(np.float32, copy=False)
-    ok = cols >= 0
-    if ok.all():
-        indptr = np.arange(0, n * k + 1, k, dtype=np.int64)
-    else:
-        indptr = np.zeros(n + 1, np.int64)
-        np.cumsum(ok.reshape(n, k).sum(axis=1), out=indptr[1:])
-        cols, vals = cols[ok], vals[ok]
-    index_dtype = np.int32 if n * k < np.iinfo(np.int32).max else np.int64
-    w = sp.csr_matrix(
-        (vals, cols.astype(index_dtype), indptr.astype(index_dtype)), shape=(n, n)
-    )
-    w.sum_duplicates()
-    return w.maximum(w.T.tocsr()).tocsr()
 
 
 def _solver_dtype(tol: float) -> type:
