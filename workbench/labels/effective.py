@@ -1,0 +1,85 @@
+"""The one rule for an item's label: human, else accepted machine label, else prediction.
+
+Every reader (widget colours and legend, ``Workbench.current_labels``, exports, the command
+line, ``workbench info``) asks :func:`effective_labels` rather than combining the layers
+itself, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._config import LABEL_SOURCES
+
+__all__ = ["LAYERS", "EffectiveLabels", "effective_labels"]
+
+#: ``EffectiveLabels.layer`` codes, in order of precedence after "none".
+LAYERS = ("none", "human", "accepted", "predicted")
+NONE, HUMAN, ACCEPTED, PREDICTED = range(4)
+
+
+@dataclass(frozen=True)
+class EffectiveLabels:
+    """The label every item has now, and where it comes from.
+
+    Attributes
+    ----------
+    label : (N,) int64 class id, -1 where the item has no label of any kind.
+    layer : (N,) int8 index into :data:`LAYERS` (none, human, accepted, predicted).
+    source : (N,) object: ``"human"``, the accepted machine label's source
+        (propagated / probe / zeroshot), the prediction's source, or None.
+    confidence : (N,) float64: 1.0 for a human label, the recorded confidence of an
+        accepted machine label, the prediction's (calibrated) confidence; NaN for none.
+    action : (N,) int64 the log action that set the label (0 for predictions and none).
+    """
+
+    label: np.ndarray
+    layer: np.ndarray
+    source: np.ndarray
+    confidence: np.ndarray
+    action: np.ndarray
+
+    @property
+    def is_machine(self) -> np.ndarray:
+        """(N,) bool: accepted machine labels and live predictions."""
+        return self.layer >= ACCEPTED
+
+
+def effective_labels(state: Any, predictions: Any = None) -> EffectiveLabels:
+    """Combine a :class:`~workbench.labels.LabelState` with optional live predictions.
+
+    Parameters
+    ----------
+    state : the label state (``human``, ``machine``, ``machine_confidence``,
+        ``machine_source``, ``human_action``, ``machine_action``, ``classes``).
+    predictions : optional object with ``label`` (N,) class ids (-1 = nothing known),
+        ``confidence`` (N,) and ``source`` (str); used only where an item has neither a
+        human nor an accepted machine label, and only for classes that still exist.
+    """
+    n = state.human.shape[0]
+    live = np.fromiter(state.classes, np.int64, count=len(state.classes))
+    is_h = state.human >= 0
+    is_a = ~is_h & (state.machine >= 0) & np.isin(state.machine, live)
+    label = np.where(is_h, state.human, np.where(is_a, state.machine, -1)).astype(np.int64)
+    layer = np.where(is_h, HUMAN, np.where(is_a, ACCEPTED, NONE)).astype(np.int8)
+    confidence = np.where(is_h, 1.0, np.where(is_a, state.machine_confidence, np.nan))
+    action = np.where(is_h, state.human_action, np.where(is_a, state.machine_action, 0))
+    sources = np.array(LABEL_SOURCES, dtype=object)
+    source = np.where(is_h, "human", np.where(is_a, sources[state.machine_source], None))
+    if predictions is not None:
+        pred = np.asarray(predictions.label, np.int64)
+        if pred.shape != (n,):
+            raise ValueError(
+                f"predictions cover {pred.shape[0]} items but there are {n}; retrain first"
+            )
+        is_p = (layer == NONE) & (pred >= 0) & np.isin(pred, live)
+        label = np.where(is_p, pred, label)
+        layer = np.where(is_p, PREDICTED, layer).astype(np.int8)
+        confidence = np.where(is_p, np.asarray(predictions.confidence, np.float64), confidence)
+        source = np.where(is_p, str(getattr(predictions, "source", "probe")), source)
+    return EffectiveLabels(label=label, layer=layer, source=source.astype(object),
+                           confidence=confidence.astype(np.float64),
+                           action=action.astype(np.int64))
