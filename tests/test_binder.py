@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -90,3 +91,40 @@ def test_js_build_step_runs_here(tmp_path):
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert any(out.glob("*.js")), "the build produced no bundle"
+
+
+def test_post_build_refuses_cuda_torch_before_fetching_weights():
+    steps = _post_build_steps()
+    guard = steps.index("python binder/check_cpu_torch.py")
+    assert guard < steps.index("python binder/prefetch.py")
+    assert guard > 0, "the guard must run after the package install that could pull torch"
+
+
+def test_cpu_torch_guard_fails_loudly_on_a_cuda_build():
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(BINDER))
+    try:
+        import check_cpu_torch
+    finally:
+        sys.path.remove(str(BINDER))
+    cuda = SimpleNamespace(__version__="2.5.0", version=SimpleNamespace(cuda="12.4"))
+    cpu = SimpleNamespace(__version__="2.5.0+cpu", version=SimpleNamespace(cuda=None))
+    message = check_cpu_torch.check(cuda)
+    assert message and "CUDA 12.4" in message and "CPU" in message
+    assert check_cpu_torch.check(cpu) is None
+    # And the real script on this machine's torch says one or the other, never crashes.
+    r = subprocess.run([sys.executable, str(BINDER / "check_cpu_torch.py")],
+                       capture_output=True, text=True, timeout=120)
+    import torch
+
+    assert r.returncode == (0 if torch.version.cuda is None else 1), r.stderr
+
+
+def test_prefetch_warns_and_goes_on_when_the_hub_is_unreachable(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path),
+           "XDG_CACHE_HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, str(BINDER / "prefetch.py")], capture_output=True,
+                       text=True, timeout=300, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "warning: could not prefetch" in r.stderr
