@@ -78,7 +78,8 @@ def test_table_exports(project, tmp_path, fmt):
         t = pl.read_csv(out)
     else:
         t = pl.read_ndjson(out)
-    assert t.columns == ["id", "source", "label", "label_source", "confidence", "annotator", "time"]
+    assert t.columns == ["id", "source", "label", "label_id", "label_source", "layer",
+                         "confidence", "annotator", "time"]
     labels = dict(zip(t["id"], t["label"]))
     assert labels["loose.jpg"] == EVIL
     assert labels["cats/0.png"] == "cats"
@@ -126,9 +127,9 @@ def test_hostile_label_never_writes_outside(project, tmp_path, label):
     export_imagefolder(project, out)
     for path in (tmp_path / "exp").rglob("*"):
         assert path.resolve().is_relative_to(out.resolve())
-    mapping = json.loads((out / "labels.json").read_text(encoding="utf-8"))
-    assert label in mapping.values()
-    folder = next(f for f, lab in mapping.items() if lab == label)
+    classes = json.loads((out / "labels.json").read_text(encoding="utf-8"))["classes"]
+    assert label in [c["name"] for c in classes]
+    folder = next(c["folder"] for c in classes if c["name"] == label)
     assert (out / folder / "loose.jpg").is_file()
     assert os.sep not in folder and folder not in ("..", ".")
 

@@ -30,6 +30,9 @@ __all__ = [
     "EMBED_MAX_WORKERS",
     "EMBED_MIN_ITEMS_FOR_WORKERS",
     "EXACT_INDEX_MAX_ITEMS",
+    "EXPORT_CSV_SAFE",
+    "EXPORT_FOLDER_META",
+    "EXPORT_META_SUFFIX",
     "GALLERY_PAGE_SIZE",
     "GRAPH_RECALL_SAMPLE",
     "GRAPH_TARGET_RECALL",
@@ -262,3 +265,15 @@ MIX_HOLDOUT_FRACTION = 0.2
 #: Rows scored per block by the probe: 64k x 512 float32 is 128 MB of temporaries, so
 #: rescoring a million memory-mapped items stays far below the size of the vectors.
 PROBE_SCORE_BLOCK_ROWS = 65_536
+
+# -- export ------------------------------------------------------------------------------------
+
+#: Sidecar of a table export: ``out.csv`` gets ``out.csv.meta.json`` (the whole file name kept,
+#: so ``out.csv`` and ``out.parquet`` exported side by side never share one).
+EXPORT_META_SUFFIX = ".meta.json"
+#: Metadata file inside a folder export (ImageFolder, Hugging Face); its presence is also what
+#: lets ``overwrite=True`` replace that folder (any other non-empty folder is refused).
+EXPORT_FOLDER_META = "workbench-export.json"
+#: CSV/TSV cells starting with = + - @ tab or CR get a leading quote (OWASP CSV injection):
+#: spreadsheets open label exports, and label names are free text typed by anyone.
+EXPORT_CSV_SAFE = True

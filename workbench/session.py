@@ -497,19 +497,33 @@ class Workbench:
         self.project.close()
 
     def export(self, path: str | os.PathLike[str], *, format: str | None = None,
-               include: str = "human", min_confidence: float = 0.0, **kw: Any) -> Path:
-        """Export labels; ``format`` = parquet/csv/jsonl (by suffix), imagefolder or hf."""
-        from .export import export_imagefolder, export_table, to_hf_dataset
+               include: str = "human", min_confidence: float = 0.0, overwrite: bool = False,
+               csv_safe: bool = True, mode: str | None = None, split: float | None = None,
+               seed: int | None = None) -> Path:
+        """Export the labels; the one export path (``workbench export`` calls this too).
 
-        fmt = (format or Path(path).suffix.lstrip(".")).lower()
-        opts = {"include": include, "min_confidence": min_confidence,
-                "predictions": self.predictions}
-        if fmt == "imagefolder":
-            return export_imagefolder(self.project, path, **opts, **kw)
-        if fmt == "hf":
-            to_hf_dataset(self.project, **opts, **kw).save_to_disk(str(path))
-            return Path(path)
-        return export_table(self.project, path, format=fmt, **opts)
+        Rows come from :func:`~workbench.labels.effective_labels` over the label log and
+        the current :attr:`predictions`: ``include="human"`` (default) human labels only,
+        ``"all"`` also accepted machine labels and live predictions whose confidence is at
+        least ``min_confidence``. ``format``: parquet, csv, tsv, jsonl (default: the file
+        suffix), imagefolder or hf (``mode``, ``split``, ``seed``: ImageFolder only).
+        Refuses a path inside a project folder, and an existing file or non-empty folder
+        unless ``overwrite``; writes metadata alongside (with :meth:`estimate` when there
+        is one). See :func:`workbench.export.export_project`.
+        """
+        from .export import export_project
+
+        estimate = None
+        compute = getattr(self, "estimate", None)
+        if callable(compute):
+            try:
+                estimate = compute()
+            except Exception as e:  # the export is still worth having without it
+                log.warning("export: no accuracy estimate (%s)", e)
+        return export_project(
+            self.project, path, format=format, include=include,
+            min_confidence=min_confidence, predictions=self.predictions, estimate=estimate,
+            overwrite=overwrite, csv_safe=csv_safe, mode=mode, split=split, seed=seed)
 
     def show(self):
         """The notebook widget over this session."""
