@@ -36,16 +36,16 @@ def test_undo_redo_any_depth_and_new_action_clears_redo(store):
     store.assign([0], "a")
     store.assign([1], "b")
     store.rename_class("a", "A")
-    # Naming a new class is two actions (create, assign): undo walks back through both.
-    assert store.undo() and store.undo() and store.undo()
-    assert current(store)[:2] == ["a", None]
-    assert store.class_names == ["a"]
+    # Naming a new class is one action (create + assign): one undo takes back both.
     assert store.undo() and store.undo()
+    assert current(store)[:2] == ["a", None]
+    assert store.class_names == ["a"]  # no empty class "b" left behind
+    assert store.undo()
     assert current(store)[:2] == [None, None] and store.class_names == []
     assert not store.undo()
-    for _ in range(4):
+    for _ in range(3):
         assert store.redo()
-    assert current(store)[:2] == ["a", "b"]
+    assert current(store)[:2] == ["A", "b"]
     store.assign([2], "c")
     assert not store.redo()  # a new action ends the redo chain
     assert store.redo() is False

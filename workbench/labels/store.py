@@ -3,13 +3,19 @@
 Nothing here is ever updated or deleted. Undo and redo are actions too. The current labels
 are derived from the log by :mod:`workbench.labels.state`.
 
+One user action is one *batch*: one or more rows written in one ``BEGIN IMMEDIATE``
+transaction ("name a new class for these items" is a ``create_class`` and an ``assign``),
+undone and redone as a whole.
+
 Tables
 ------
 ``actions``
-    one row per user action: ``id`` (monotonic), ``time`` (Unix seconds), ``annotator``,
+    one row per step: ``id`` (monotonic), ``time`` (Unix seconds), ``annotator``,
     ``kind`` (one of :data:`ACTION_KINDS`), ``source`` (human / propagated / probe /
     zeroshot), ``class_id``, ``name`` (class name for create/rename), ``target`` (merge
-    destination, or the action an undo/redo refers to).
+    destination, or the batch an undo/redo refers to), ``batch`` (id of the first row of
+    the batch this row belongs to; NULL on the first row itself, and on every row of logs
+    written before batches existed, so each old row is its own batch).
 ``items``
     ``(action_id, item_id, confidence)``: the items an assign/remove touched.
 ``merged``
@@ -21,8 +27,11 @@ from __future__ import annotations
 import getpass
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Sequence
+import urllib.request
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +42,7 @@ from .._config import (
     SQLITE_BUSY_TIMEOUT_MS,
 )
 
-__all__ = ["ACTION_KINDS", "Action", "EventLog"]
+__all__ = ["ACTION_KINDS", "Action", "Batch", "EventLog", "LabelLogError"]
 
 ACTION_KINDS = (
     "assign",
@@ -46,8 +55,8 @@ ACTION_KINDS = (
     "redo",
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS actions (
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS actions (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
     time      REAL    NOT NULL,
     annotator TEXT    NOT NULL,
@@ -55,19 +64,36 @@ CREATE TABLE IF NOT EXISTS actions (
     source    TEXT    NOT NULL DEFAULT 'human',
     class_id  INTEGER,
     name      TEXT,
-    target    INTEGER
-);
-CREATE TABLE IF NOT EXISTS items (
+    target    INTEGER,
+    batch     INTEGER
+)""",
+    """CREATE TABLE IF NOT EXISTS items (
     action_id  INTEGER NOT NULL REFERENCES actions(id),
     item_id    TEXT    NOT NULL,
     confidence REAL
-);
-CREATE INDEX IF NOT EXISTS items_by_action ON items(action_id);
-CREATE TABLE IF NOT EXISTS merged (
+)""",
+    "CREATE INDEX IF NOT EXISTS items_by_action ON items(action_id)",
+    """CREATE TABLE IF NOT EXISTS merged (
     action_id INTEGER NOT NULL REFERENCES actions(id),
     class_id  INTEGER NOT NULL
-);
-"""
+)""",
+)
+
+# SQLite primary result codes that mean "the file cannot be written": SQLITE_READONLY,
+# SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+_WRITE_FAILURES = {8, 10, 13, 14}
+
+_RESTORE_HINT = (
+    "restore it from a backup (`workbench backup` makes one) and reopen; do not delete the "
+    "project, its other files are intact"
+)
+
+
+class LabelLogError(RuntimeError):
+    """The label log cannot be opened or written: missing, damaged, read-only or disk full.
+
+    The message names the file and says what to do.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +101,9 @@ class Action:
     """One row of the log, with the items or merged classes it names.
 
     ``items`` holds item ids (str); ``confidences`` is aligned with it (``None`` for human
-    labels); ``merged`` holds the class ids a merge folded into ``target``.
+    labels); ``merged`` holds the class ids a merge folded into ``target``. ``batch`` is the
+    id of the first action of the user action this row belongs to (its own ``id`` when it
+    is alone, and for every row written before batches existed).
     """
 
     id: int
@@ -89,6 +117,7 @@ class Action:
     items: tuple[str, ...] = ()
     confidences: tuple[float | None, ...] = ()
     merged: tuple[int, ...] = ()
+    batch: int = 0
 
 
 def default_annotator() -> str:
@@ -102,36 +131,138 @@ def default_annotator() -> str:
         return DEFAULT_ANNOTATOR
 
 
+class Batch:
+    """The open write transaction of an :class:`EventLog`; made by :meth:`EventLog.batch`.
+
+    ``id`` is the id of its first action (``None`` until something is appended).
+    """
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        self.id: int | None = None
+
+    def append(self, kind: str, **kw: object) -> int:
+        """Append one step to this batch (same arguments as :meth:`EventLog.append`)."""
+        aid = self._log._insert(kind, batch=self.id, **kw)  # type: ignore[arg-type]
+        if self.id is None:
+            self.id = aid
+        return aid
+
+
 class EventLog:
     """Append-only, crash-safe store of label actions in one SQLite file.
 
-    Every ``append`` is one ``BEGIN IMMEDIATE`` transaction committed before it returns,
-    with ``synchronous=FULL`` in WAL mode: an action that returned survives a SIGKILL of
-    the process and, on a journaling file system, a power cut. Several processes may
-    append at once; SQLite serialises them.
+    Every batch (one ``append``, or the steps written inside one ``with log.batch()``) is one
+    ``BEGIN IMMEDIATE`` transaction committed before it returns, with ``synchronous=FULL``
+    in WAL mode: an action that returned survives a SIGKILL of the process and, on a
+    journaling file system, a power cut. A batch that failed left nothing behind. Several
+    processes may append at once; SQLite serialises them. One ``EventLog`` may be shared by
+    threads: every use of its connection holds one re-entrant lock (:attr:`lock`).
 
     Parameters
     ----------
-    path : path of the database file; created with its schema if missing.
+    path : path of the database file.
     annotator : name recorded on every action; default :func:`default_annotator`.
+    create : create the file with its schema if missing (default). With ``False``, a
+        missing, empty or damaged file raises :class:`LabelLogError`: use it for a project
+        that already exists, whose log must not silently start over.
+    read_only : open with SQLite's ``mode=ro``: the database file is never created or
+        written (SQLite may still add its ``-wal``/``-shm`` side files beside an existing
+        WAL database); every write raises :class:`LabelLogError`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, annotator: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        annotator: str | None = None,
+        create: bool = True,
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.annotator = annotator or default_annotator()
-        self._con = sqlite3.connect(
-            self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-            check_same_thread=False,
-        )
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute("PRAGMA synchronous=FULL")
-        self._con.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        self._con.execute("PRAGMA foreign_keys=ON")
-        self._con.executescript(_SCHEMA)
+        self.read_only = bool(read_only)
+        self.lock = threading.RLock()
+        self._batch: Batch | None = None
+        if self.path.is_dir():
+            raise LabelLogError(f"the label log {self.path} is a folder, not a file; "
+                                f"{_RESTORE_HINT}")
+        if (read_only or not create) and not self.path.exists():
+            raise LabelLogError(f"the label log {self.path} is missing; {_RESTORE_HINT}")
+        if (read_only or not create) and self.path.stat().st_size == 0:
+            raise LabelLogError(
+                f"the label log {self.path} is empty (0 bytes): it was truncated or never "
+                f"written; {_RESTORE_HINT}"
+            )
+        if read_only or not create:
+            # A URI with mode=ro / mode=rw never creates the file, even if it vanishes
+            # between the check above and here.
+            url = urllib.request.pathname2url(str(self.path.absolute()))
+            target: str | Path = f"file:{url}?mode={'ro' if read_only else 'rw'}"
+        else:
+            target = self.path
+        try:
+            self._con = sqlite3.connect(
+                target, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False, uri=isinstance(target, str),
+            )
+        except sqlite3.Error as exc:
+            raise LabelLogError(f"cannot open the label log {self.path} ({exc}); "
+                                f"{_RESTORE_HINT}") from exc
+        try:
+            self._setup(create=create and not read_only)
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _setup(self, *, create: bool) -> None:
+        con = self._con
+        try:
+            con.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if self.read_only:
+                con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            else:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=FULL")
+                con.execute("PRAGMA foreign_keys=ON")
+                # Schema and upgrade in one write transaction, so two processes opening an
+                # old file at once do not both add the column.
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    if create:
+                        for sql in _TABLES:
+                            con.execute(sql)
+                    if self._has_actions() and "batch" not in self._columns():
+                        con.execute("ALTER TABLE actions ADD COLUMN batch INTEGER")
+                    con.execute("COMMIT")
+                finally:
+                    self._rollback()
+        except sqlite3.DatabaseError as exc:
+            if _code(exc) in _WRITE_FAILURES and not self.read_only:
+                raise self._write_error(exc) from exc
+            raise LabelLogError(
+                f"the label log {self.path} is damaged or not a label log ({exc}); "
+                f"{_RESTORE_HINT}"
+            ) from exc
+        if not self._has_actions():
+            raise LabelLogError(
+                f"the label log {self.path} is an SQLite file without label tables; "
+                f"{_RESTORE_HINT}"
+            )
+        self._has_batch = "batch" in self._columns()
+
+    def _has_actions(self) -> bool:
+        return self._con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'actions'"
+        ).fetchone() is not None
+
+    def _columns(self) -> set[str]:
+        return {row[1] for row in self._con.execute("PRAGMA table_info(actions)")}
 
     def close(self) -> None:
         """Close the connection; the file stays consistent whether or not this is called."""
-        self._con.close()
+        with self.lock:
+            self._con.close()
 
     def __enter__(self) -> EventLog:
         return self
@@ -140,6 +271,43 @@ class EventLog:
         self.close()
 
     # -- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """One write transaction: ``with log.batch() as b: b.append(...); b.append(...)``.
+
+        ``BEGIN IMMEDIATE`` takes SQLite's write lock at the start, so what is read inside
+        the block (:meth:`read` sees the latest committed actions of every process, and this
+        batch's own rows) cannot be changed by another writer before the commit: check
+        inside, then append. Every row is tagged with the batch's first id; all commit
+        together when the block ends, or none if it raises. A ``batch`` opened inside an
+        open one (same thread) joins it. Holds :attr:`lock` for the whole block.
+        """
+        with self.lock:
+            if self._batch is not None:
+                yield self._batch
+                return
+            if self.read_only:
+                raise LabelLogError(
+                    f"the project is opened read-only: the label log {self.path} cannot be "
+                    "written; reopen it without read_only to label"
+                )
+            con = self._con
+            try:
+                con.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+            self._batch = batch = Batch(self)
+            try:
+                yield batch
+                con.execute("COMMIT")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc) from exc
+                raise
+            finally:
+                self._batch = None
 
     def append(
         self,
@@ -150,15 +318,37 @@ class EventLog:
         name: str | None = None,
         target: int | None = None,
         items: Sequence[str] = (),
-        confidences: Sequence[float] | None = None,
+        confidences: Sequence[float | None] | None = None,
         merged: Iterable[int] = (),
         annotator: str | None = None,
     ) -> int:
-        """Append one action in one transaction and return its id.
+        """Append one action as a batch of its own (one transaction) and return its id.
 
-        The caller (:class:`workbench.labels.LabelStore`) validates meaning; this checks
-        only the shape so that nothing malformed is ever written.
+        Inside an open :meth:`batch` it joins that batch instead. The caller
+        (:class:`workbench.labels.LabelStore`) validates meaning; this checks only the
+        shape so that nothing malformed is ever written. A ``create_class`` without a
+        ``class_id`` gets a fresh one, allocated inside the transaction.
         """
+        with self.batch() as b:
+            return b.append(
+                kind, source=source, class_id=class_id, name=name, target=target,
+                items=items, confidences=confidences, merged=merged, annotator=annotator,
+            )
+
+    def _insert(
+        self,
+        kind: str,
+        *,
+        batch: int | None,
+        source: str = "human",
+        class_id: int | None = None,
+        name: str | None = None,
+        target: int | None = None,
+        items: Sequence[str] = (),
+        confidences: Sequence[float | None] | None = None,
+        merged: Iterable[int] = (),
+        annotator: str | None = None,
+    ) -> int:
         if kind not in ACTION_KINDS:
             raise ValueError(f"unknown action kind {kind!r}; expected one of {ACTION_KINDS}")
         if source not in LABEL_SOURCES:
@@ -169,85 +359,116 @@ class EventLog:
                 f"{len(confidences)} confidences for {len(items)} items; give one per item"
             )
         con = self._con
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            if kind == "create_class" and class_id is None:
-                # Allocated inside the write transaction so two writers never share an id.
-                class_id = self._next_class_id()
-            cur = con.execute(
-                "INSERT INTO actions(time, annotator, kind, source, class_id, name, target)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), annotator or self.annotator, kind, source, class_id, name, target),
+        if kind == "create_class" and class_id is None:
+            # Allocated inside the write transaction so two writers never share an id.
+            class_id = self._next_class_id()
+        cur = con.execute(
+            "INSERT INTO actions(time, annotator, kind, source, class_id, name, target, batch)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), annotator or self.annotator, kind, source, class_id, name, target,
+             batch),
+        )
+        action_id = int(cur.lastrowid)
+        if items:
+            confs = confidences if confidences is not None else [None] * len(items)
+            con.executemany(
+                "INSERT INTO items(action_id, item_id, confidence) VALUES (?, ?, ?)",
+                ((action_id, i, None if c is None else float(c)) for i, c in zip(items, confs)),
             )
-            action_id = int(cur.lastrowid)
-            if items:
-                confs = confidences if confidences is not None else [None] * len(items)
-                con.executemany(
-                    "INSERT INTO items(action_id, item_id, confidence) VALUES (?, ?, ?)",
-                    ((action_id, i, None if c is None else float(c)) for i, c in zip(items, confs)),
-                )
-            merged = list(merged)
-            if merged:
-                con.executemany(
-                    "INSERT INTO merged(action_id, class_id) VALUES (?, ?)",
-                    ((action_id, int(c)) for c in merged),
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        merged = list(merged)
+        if merged:
+            con.executemany(
+                "INSERT INTO merged(action_id, class_id) VALUES (?, ?)",
+                ((action_id, int(c)) for c in merged),
+            )
         return action_id
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open; never raise over the original error.
+
+        SQLite rolls back by itself after some failures (disk full, I/O error), and a second
+        ROLLBACK would then fail with "no transaction is active", hiding the real cause.
+        """
+        if self._con.in_transaction:
+            with suppress(sqlite3.Error):
+                self._con.execute("ROLLBACK")
+
+    def _translate(self, exc: sqlite3.Error) -> Exception:
+        return self._write_error(exc) if _code(exc) in _WRITE_FAILURES else exc
+
+    def _write_error(self, exc: sqlite3.Error) -> LabelLogError:
+        return LabelLogError(
+            f"could not write to the label log {self.path}: the disk is full or the file is "
+            f"not writable ({exc}). Free space (or fix the permissions) and retry; nothing "
+            "after the last completed action was lost."
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
     def last_id(self) -> int:
         """Id of the newest action, 0 for an empty log."""
-        row = self._con.execute("SELECT COALESCE(MAX(id), 0) FROM actions").fetchone()
+        with self.lock:
+            row = self._con.execute("SELECT COALESCE(MAX(id), 0) FROM actions").fetchone()
         return int(row[0])
 
     def read(self, after: int = 0) -> list[Action]:
-        """All actions with ``id > after``, oldest first, with their items."""
-        con = self._con
-        # One read transaction so that the three selects see the same snapshot even while
-        # another process appends.
-        con.execute("BEGIN")
-        try:
-            rows = con.execute(
-                "SELECT id, time, annotator, kind, source, class_id, name, target"
-                " FROM actions WHERE id > ? ORDER BY id",
-                (after,),
-            ).fetchall()
-            if not rows:
-                return []
-            last = rows[-1][0]
-            items: dict[int, tuple[list[str], list[float | None]]] = {}
-            for aid, item, conf in con.execute(
-                "SELECT action_id, item_id, confidence FROM items"
-                " WHERE action_id > ? AND action_id <= ? ORDER BY rowid",
-                (after, last),
-            ):
-                ids, confs = items.setdefault(aid, ([], []))
-                ids.append(item)
-                confs.append(conf)
-            merged: dict[int, list[int]] = {}
-            for aid, cid in con.execute(
-                "SELECT action_id, class_id FROM merged WHERE action_id > ? AND action_id <= ?",
-                (after, last),
-            ):
-                merged.setdefault(aid, []).append(cid)
-        finally:
-            con.execute("COMMIT")
+        """All actions with ``id > after``, oldest first, with their items.
+
+        Inside an open :meth:`batch` this includes the batch's own uncommitted rows.
+        """
+        with self.lock:
+            con = self._con
+            # One read transaction so that the three selects see the same snapshot even
+            # while another process appends (inside a batch we are in one already).
+            own = not con.in_transaction
+            if own:
+                con.execute("BEGIN")
+            try:
+                rows, items, merged = self._select(after)
+            finally:
+                if own and con.in_transaction:
+                    con.execute("COMMIT")
         out = []
-        for aid, t, who, kind, source, cid, name, target in rows:
+        for aid, t, who, kind, source, cid, name, target, batch in rows:
             ids, confs = items.get(aid, ([], []))
             out.append(
                 Action(
                     id=aid, time=t, annotator=who, kind=kind, source=source, class_id=cid,
                     name=name, target=target, items=tuple(ids), confidences=tuple(confs),
-                    merged=tuple(merged.get(aid, ())),
+                    merged=tuple(merged.get(aid, ())), batch=aid if batch is None else batch,
                 )
             )
         return out
+
+    def _select(self, after: int) -> tuple[list, dict, dict]:
+        con = self._con
+        if not self._has_batch:  # an old file may be upgraded by another process meanwhile
+            self._has_batch = "batch" in self._columns()
+        batch = "batch" if self._has_batch else "NULL"
+        rows = con.execute(
+            "SELECT id, time, annotator, kind, source, class_id, name, target, "
+            f"{batch} FROM actions WHERE id > ? ORDER BY id",
+            (after,),
+        ).fetchall()
+        items: dict[int, tuple[list[str], list[float | None]]] = {}
+        merged: dict[int, list[int]] = {}
+        if not rows:
+            return rows, items, merged
+        last = rows[-1][0]
+        for aid, item, conf in con.execute(
+            "SELECT action_id, item_id, confidence FROM items"
+            " WHERE action_id > ? AND action_id <= ? ORDER BY rowid",
+            (after, last),
+        ):
+            ids, confs = items.setdefault(aid, ([], []))
+            ids.append(item)
+            confs.append(conf)
+        for aid, cid in con.execute(
+            "SELECT action_id, class_id FROM merged WHERE action_id > ? AND action_id <= ?",
+            (after, last),
+        ):
+            merged.setdefault(aid, []).append(cid)
+        return rows, items, merged
 
     def _next_class_id(self) -> int:
         """A class id never used before in this log (ids are never reused)."""
@@ -255,3 +476,46 @@ class EventLog:
             "SELECT COALESCE(MAX(class_id), -1) FROM actions WHERE kind = 'create_class'"
         ).fetchone()
         return int(row[0]) + 1
+
+    # -- backup ----------------------------------------------------------------------------
+
+    def backup(self, dest: str | os.PathLike[str]) -> Path:
+        """Write a consistent copy of the log to ``dest`` and return its path.
+
+        Uses SQLite's online backup API from a read snapshot, so the copy holds every action
+        committed when it started, including those still only in the ``-wal`` file, and is
+        safe while other processes keep appending (they are not blocked; their later
+        actions are simply not in the copy). The copy is written beside ``dest`` and renamed
+        into place, so ``dest`` is never half-written. ``dest`` may be a folder, in which
+        case the copy takes this log's file name. The copy is one self-contained file that
+        :class:`EventLog` opens as it is.
+        """
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / self.path.name
+        if dest.exists() and self.path.exists() and dest.resolve() == self.path.resolve():
+            raise ValueError(f"the backup of {self.path} cannot overwrite the log itself")
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            out = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                with self.lock:
+                    if self._con.in_transaction:
+                        raise RuntimeError("cannot back up the label log inside an open batch")
+                    self._con.backup(out)
+                # One file, no -wal beside it: a copy that travels as it is.
+                out.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                out.close()
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return dest
+
+
+def _code(exc: BaseException) -> int:
+    """SQLite primary result code of an error (0 when unknown)."""
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
