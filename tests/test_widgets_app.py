@@ -188,7 +188,8 @@ def test_predictions_recolour_and_status(app):
     conf = app.map.codes("confidence")
     assert conf.max() > 0 and conf.dtype == np.uint8
     assert "device: cpu" in app.panel.status.value
-    app.color_by = "review"
+    app.color_by = "review"  # ranks label issues in a worker thread
+    app.wait()
     assert app.map.codes("review").max() >= 1
 
 

@@ -1,4 +1,5 @@
-"""Replies the widgets share: an error for a rejected message, a thumbnail on request."""
+"""What the widgets share for input from the browser: an error for a rejected message or
+trait value, a thumbnail on request."""
 
 from __future__ import annotations
 
@@ -7,17 +8,33 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import traitlets
+
 log = logging.getLogger(__name__)
+
+#: Characters of a refused value kept in a log line (a selection buffer may be megabytes).
+_LOGGED_CHARS = 120
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    text = repr(value)
+    return text if len(text) <= _LOGGED_CHARS else text[:_LOGGED_CHARS] + "..."
 
 
 class MessageReplies:
     """Mixin for an anywidget that answers custom messages.
 
-    The widget sets ``_what`` (its name in logs and errors) and ``_thumbnail`` (a callable
-    ``index -> {"kind", "mime", "data", "text", "label"}``, or None).
+    The widget sets ``_what`` (its name in logs and errors), ``_thumbnail`` (a callable
+    ``index -> {"kind", "mime", "data", "text", "label"}``, or None) and
+    ``_browser_sets``, the traits its front end may change. Trait values from the browser
+    are input like messages: any other trait, or a value its validator refuses, is
+    logged, answered with an ``error`` message and sent back as it was (no state change).
     """
 
     _what = "widget"
+    _browser_sets: tuple[str, ...] = ()
     _thumbnail: Callable[[int], dict[str, Any]] | None = None
     _on_action: Callable[[dict[str, Any]], None] | None = None
 
@@ -32,6 +49,24 @@ class MessageReplies:
             log.exception("%s widget: action %s failed", self._what, action)
             self._reject(content, f"{action['type']} failed: {e}")
 
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """Trait values from the browser: each is applied, or refused and reverted alone."""
+        for name, value in sync_data.items():
+            if name not in self._browser_sets:
+                self._refuse_state(name, value, f"the browser cannot set {name!r}")
+                continue
+            try:
+                super().set_state({name: value})  # type: ignore[misc]
+            except (traitlets.TraitError, ValueError, TypeError) as e:
+                self._refuse_state(name, value, str(e))
+
+    def _refuse_state(self, name: str, value: Any, reason: str) -> None:
+        log.error("%s widget: refused %s = %s from the browser: %s",
+                  self._what, name, _short(value), reason)
+        self._send_msg({"type": "error", "message": f"{name} not changed: {reason}"})
+        if name in self.keys:  # type: ignore[attr-defined]
+            self.send_state(name)  # type: ignore[attr-defined]  # the browser shows ours again
+
     def _send_msg(self, msg: dict[str, Any], buffers: list[bytes] | None = None) -> int:
         """Send ``msg`` with binary ``buffers``; return the bytes it costs on the wire."""
         self.send(msg, buffers=buffers or [])
@@ -39,7 +74,7 @@ class MessageReplies:
 
     def _reject(self, content: Any, reason: str) -> None:
         """Log a message we will not act on and tell the front end why (no state change)."""
-        log.error("%s widget: rejected message %r: %s", self._what, content, reason)
+        log.error("%s widget: rejected message %s: %s", self._what, _short(content), reason)
         reply: dict[str, Any] = {"type": "error", "message": reason}
         if isinstance(content, dict) and isinstance(content.get("id"), str):
             reply["id"] = content["id"]

@@ -6,11 +6,19 @@ session calls, and listens to the session's events, which may arrive on a worker
 and are handed to the kernel's main thread before any widget is touched.
 
 Everything a click does is also a method here, so a notebook cell can do it too.
+
+Labels: every colour, legend count, card and hover text comes from
+:func:`~workbench.labels.effective_labels` (human, else accepted machine label, else live
+prediction), never from the layers combined here.
+
+The main thread only applies results: what fits a model (the review colours, the
+suspected-errors queue) runs in a worker thread and is handed back like session events.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +26,11 @@ import ipywidgets as w
 import numpy as np
 
 from .._config import GALLERY_PAGE_SIZE, MAP_HEIGHT
+from ..labels.effective import ACCEPTED, HUMAN, PREDICTED, EffectiveLabels, effective_labels
 from ..thumbnails import ThumbnailCache
 from ._palette import ClassSlots
-from ._threads import call_on_main
+from ._positions import as_positions
+from ._threads import OffMainThread, call_on_main
 from .gallery import Gallery
 from .panel import ControlPanel, format_status
 from .scatter import ScatterMap, normalize_coords
@@ -31,6 +41,8 @@ log = logging.getLogger("workbench.widgets")
 
 #: Characters of an item's text shown on a card or in the hover preview.
 TEXT_PREVIEW_CHARS = 400
+#: How a card names where its label comes from, by ``EffectiveLabels.layer``.
+CARD_SOURCES = {HUMAN: "human", ACCEPTED: "machine", PREDICTED: "predicted"}
 
 
 class WorkbenchApp(w.VBox):
@@ -41,6 +53,9 @@ class WorkbenchApp(w.VBox):
     session : the Workbench (``Workbench.demo(...)``, ``Workbench.open(...)``).
     height : map height in pixels (default ``MAP_HEIGHT``).
     page_size : gallery cards per page (default ``GALLERY_PAGE_SIZE``).
+    loop : the main thread's event loop (anything with ``add_callback``), where results
+        from other threads are applied; default the IPython kernel's. Without one (plain
+        Python) results are applied on the thread that produced them.
 
     Attributes
     ----------
@@ -48,26 +63,44 @@ class WorkbenchApp(w.VBox):
     """
 
     def __init__(
-        self, session: Any, *, height: int = MAP_HEIGHT, page_size: int = GALLERY_PAGE_SIZE
+        self,
+        session: Any,
+        *,
+        height: int = MAP_HEIGHT,
+        page_size: int = GALLERY_PAGE_SIZE,
+        loop: Any | None = None,
     ) -> None:
         self.session = session
         self.slots = ClassSlots()
+        self._loop = loop
         self._title = "Selection"
+        self._message = ""
+        self._effective: EffectiveLabels | None = None
+        self._layers: dict[str, int] = {}
+        self._events: list[str] = []
+        self._events_lock = threading.Lock()
         self._thumbs = ThumbnailCache(Path(session.project.cache_dir))
         items = session.items
         self._ids = items["id"].to_list()
+        self._id_pos: dict[str, int] | None = None
         self._kinds = items["kind"].to_list()
         self._sources = items["source"].to_list()
         self.map = ScatterMap(session.coords, height=height, thumbnail=self.thumbnail,
                               on_action=self._on_action)
         self.gallery = Gallery(describe=self.describe, thumbnail=self.thumbnail,
-                               on_action=self._on_action, page_size=page_size)
+                               on_action=self._on_action, page_size=page_size, n=session.n)
         self.panel = ControlPanel()
         super().__init__([self.panel, self.map, self.gallery])
         self.add_class("workbench-app")
+        self._review = OffMainThread(self._compute_review, self._apply_review, loop=loop,
+                                     on_error=self._job_failed("review"),
+                                     name="workbench-review")
+        self._errors_queue = OffMainThread(
+            self._compute_errors, self._apply_errors, loop=loop,
+            on_error=self._job_failed("suspected errors"), name="workbench-errors-queue")
+        self._estimate = self._read_estimate() if session.predictions is not None else None
         self._wire()
         self._refresh_labels()
-        self._refresh_predictions()
         self._refresh_clusters()
         self._refresh_status()
         self.gallery.show([], title="Selection")
@@ -82,14 +115,24 @@ class WorkbenchApp(w.VBox):
 
     @selection.setter
     def selection(self, items: Any) -> None:
+        """Positions, item ids or an (N,) boolean mask (see :meth:`label`)."""
         self.map.select(self._positions(items))
 
     @property
     def labels(self) -> np.ndarray:
-        """(N,) object array: each item's current label name (human, else machine) or None."""
+        """(N,) object array: each item's label name (human, else accepted machine label;
+        predictions are not labels) or None."""
         names = self.session.labels.classes
-        cur = self.session.labels.state.current
-        return np.array([names.get(int(c)) for c in cur], dtype=object)
+        eff = effective_labels(self.session.labels.state)
+        return np.array([names.get(int(c)) for c in eff.label], dtype=object)
+
+    @property
+    def status(self) -> str:
+        """The status line, current: on the main thread, session results still waiting for
+        the loop are applied first (so ``wb.wait(); app.status`` shows them)."""
+        if threading.current_thread() is threading.main_thread():
+            self.refresh()
+        return self.panel.status.value
 
     @property
     def predictions(self) -> Any:
@@ -105,7 +148,12 @@ class WorkbenchApp(w.VBox):
         self.map.color_by = mode
 
     def label(self, name: str, items: Any = None) -> None:
-        """Label ``items`` (default the selection) with class ``name`` (created if new)."""
+        """Label ``items`` (default the selection) with class ``name`` (created if new).
+
+        ``items``: positions (ints, or whole floats), item ids, or an (N,) boolean mask;
+        anything else (a mask of another length, 2.5, -1, N) is refused with a ValueError
+        or IndexError, never truncated.
+        """
         idx = self._positions(items) if items is not None else self.selection
         if idx.size == 0:
             raise ValueError("nothing to label: select items first (lasso on the map)")
@@ -135,6 +183,32 @@ class WorkbenchApp(w.VBox):
                 f"create one first (type a name, then 'new class')"
             )
         self.label(name)
+
+    def accept_predictions(self, items: Any = None, *, min_confidence: float = 0.0) -> int:
+        """Record the predictions of ``items`` (default the selection) as machine labels,
+        in one session call (one action to undo); returns how many were recorded."""
+        idx = self._positions(items) if items is not None else self.selection
+        if idx.size == 0:
+            raise ValueError("nothing to accept: select items first")
+        count = int(self.session.accept_predictions(idx, min_confidence=min_confidence))
+        self._message = f"accepted {count} predictions"
+        self._refresh_status()
+        return count
+
+    def export(self, path: str | Path | None = None) -> Path:
+        """Export the labels (default ``labels.parquet`` in the project folder); the status
+        line says where, or why it failed."""
+        target = Path(path) if path is not None else (
+            Path(self.session.project.path) / "labels.parquet")
+        try:
+            out = Path(self.session.export(target))
+        except Exception as e:
+            self._message = f"export failed: {e}"
+            self._refresh_status()
+            raise
+        self._message = f"exported to {out}"
+        self._refresh_status()
+        return out
 
     def select_cluster(self, index: int, *, core: bool = False) -> None:
         """Select the members of proposed cluster ``index`` (with ``core``, only its most
@@ -169,6 +243,8 @@ class WorkbenchApp(w.VBox):
         "next" selects the typical core of the cluster worth labelling as a whole
         (``Workbench.next_cluster``, also picked in the cluster list; a number key names
         the selection), or, when single items are worth more, a page of suggestions.
+        "errors" ranks the human labels with an out-of-fold probe: that fit runs in a
+        worker thread and the selection follows when it is done (:meth:`wait` blocks).
         """
         if which == "next":
             cluster = self.session.next_cluster()
@@ -180,16 +256,39 @@ class WorkbenchApp(w.VBox):
             else:
                 items, title = self.session.suggestions(n=n), "Label next"
         elif which == "errors":
-            items, title = self.session.suspected_errors(n=n), "Suspected label errors"
+            self._errors_queue.submit(n)
+            self._refresh_status()
+            return
         else:
             raise ValueError(f"queue must be 'next' or 'errors', not {which!r}")
         self._title = title
         self.selection = items
 
+    def refresh(self) -> None:
+        """Apply session events and background results that wait for the main loop (main
+        thread; a notebook's loop does this by itself after the cell)."""
+        self._apply_events()
+        self._review.flush()
+        self._errors_queue.flush()
+
+    def wait(self, timeout: float | None = 120.0) -> None:
+        """Block until the session's retraining and this widget's background work are done
+        and shown (scripts, tests; interactive use never needs this)."""
+        self.session.wait(timeout)
+        if threading.current_thread() is threading.main_thread():
+            self.refresh()  # predictions may ask for a new review
+        self._review.wait(timeout)
+        self._errors_queue.wait(timeout)
+        if threading.current_thread() is threading.main_thread():
+            self._refresh_status()
+
     def close(self) -> None:
         unsubscribe = getattr(self, "_unsubscribe", None)
         if unsubscribe is not None:
             unsubscribe()
+        for job in (getattr(self, "_review", None), getattr(self, "_errors_queue", None)):
+            if job is not None:
+                job.close()
         super().close()
 
     # -- what the widgets show --------------------------------------------------------------
@@ -207,40 +306,33 @@ class WorkbenchApp(w.VBox):
         return out
 
     def describe(self, indices: np.ndarray) -> list[dict[str, Any]]:
-        """Gallery cards for ``indices``."""
-        st = self.session.labels.state
+        """Gallery cards for ``indices``: label and its source from the effective labels."""
+        eff = self._labels_now()
         names = self.session.labels.classes
-        pred = self.session.predictions
         cards = []
         for i in np.asarray(indices, dtype=np.int64).tolist():
-            h, m = int(st.human[i]), int(st.machine[i])
-            if h >= 0:
-                label, source = names.get(h, ""), "human"
-            elif m >= 0:
-                label, source = names.get(m, ""), "machine"
-            elif pred is not None and int(pred.label[i]) >= 0:
-                label, source = names.get(int(pred.label[i]), ""), "predicted"
-            else:
-                label, source = "", ""
+            source = CARD_SOURCES.get(int(eff.layer[i]), "")
+            label = names.get(int(eff.label[i]), "") if source else ""
             kind = self._kinds[i]
             text = (self._ids[i] if kind == "image"
                     else self.session.item_text(i)[:TEXT_PREVIEW_CHARS])
             cards.append({"index": i, "kind": kind, "text": text, "label": label,
-                          "source": source})
+                          "source": source if label else ""})
         return cards
 
     def _label_text(self, i: int) -> str:
-        st = self.session.labels.state
-        names = self.session.labels.classes
-        h, m = int(st.human[i]), int(st.machine[i])
-        if h >= 0:
-            return names.get(h, "")
-        pred = self.session.predictions
-        if m < 0 and pred is not None:
-            m = int(pred.label[i])
-        if m >= 0:
-            return f"{names.get(m, '')} (machine)"
-        return "unlabelled"
+        eff = self._labels_now()
+        name = self.session.labels.classes.get(int(eff.label[i]))
+        if name is None:
+            return "unlabelled"
+        return name if eff.layer[i] == HUMAN else f"{name} (machine)"
+
+    def _labels_now(self) -> EffectiveLabels:
+        """The effective labels as last shown (computed once per refresh, not per card)."""
+        if self._effective is None:
+            self._effective = effective_labels(self.session.labels.state,
+                                               self.session.predictions)
+        return self._effective
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -250,6 +342,7 @@ class WorkbenchApp(w.VBox):
         def guarded(fn: Any) -> Any:
             def run(*_: Any) -> None:
                 p.show_error("")
+                self._message = ""
                 try:
                     fn()
                 except Exception as e:  # the person sees why; the kernel keeps running
@@ -282,10 +375,11 @@ class WorkbenchApp(w.VBox):
         p.queue_next.on_click(guarded(lambda: self.show_queue("next")))
         p.queue_errors.on_click(guarded(lambda: self.show_queue("errors")))
         p.clear.on_click(guarded(lambda: setattr(self, "selection", [])))
-        p.export.on_click(guarded(self._export))
+        p.export.on_click(guarded(self.export))
+        p.accept.on_click(guarded(lambda: self.accept_predictions()))
         self._guarded = guarded
         self.map.observe(self._on_selection, names="selection")
-        self.map.observe(lambda _c: self.map.color_by == "review" and self._refresh_review(),
+        self.map.observe(lambda _c: self.map.color_by == "review" and self._request_review(),
                          names="color_by")
 
     def _picked_name(self) -> str:
@@ -299,13 +393,6 @@ class WorkbenchApp(w.VBox):
             raise ValueError("no clusters proposed yet")
         return int(self.panel.cluster_pick.value)
 
-    def _export(self) -> None:
-        path = Path(self.session.project.path) / "labels.parquet"
-        self.session.export(path)
-        self.panel.show_error("")
-        self.session.status["message"] = f"exported to {path}"
-        self._refresh_status()
-
     def _on_selection(self, change: dict[str, Any]) -> None:
         # A queue or a search names what it selected; a lasso or a click is "Selection".
         title, self._title = self._title, "Selection"
@@ -316,6 +403,7 @@ class WorkbenchApp(w.VBox):
         """Key presses and gallery clicks; errors reach the person via the panel."""
         kind = action["type"]
         self.panel.show_error("")
+        self._message = ""
         try:
             if kind == "label_key":
                 self.label_key(action["key"])
@@ -343,43 +431,74 @@ class WorkbenchApp(w.VBox):
             raise
 
     def _positions(self, items: Any) -> np.ndarray:
-        arr = np.asarray(items if items is not None else [])
-        if arr.size == 0:
-            return np.zeros(0, np.int64)
-        if arr.dtype.kind in "US" or arr.dtype == object:
-            pos = {i: p for p, i in enumerate(self._ids)}
-            missing = [str(x) for x in arr.ravel() if str(x) not in pos]
-            if missing:
-                raise KeyError(f"unknown item id {missing[0]!r} ({len(missing)} unknown)")
-            return np.array([pos[str(x)] for x in arr.ravel()], dtype=np.int64)
-        return arr.astype(np.int64).ravel()
+        if self._id_pos is None:
+            self._id_pos = {i: p for p, i in enumerate(self._ids)}
+        return as_positions(items, self.session.n, ids=self._id_pos)
 
     # -- session events (any thread) -> widgets (main thread) -------------------------------
 
     def _on_session_event(self, event: str) -> None:
-        call_on_main(lambda: self._apply_event(event))
+        if event == "predictions":
+            # On the thread that publishes them (the retrain worker when in the background).
+            self._estimate = self._read_estimate()
+        with self._events_lock:
+            scheduled = bool(self._events)
+            if event not in self._events:
+                self._events.append(event)
+        if not scheduled or threading.current_thread() is threading.main_thread():
+            call_on_main(self._apply_events, loop=self._loop)
 
-    def _apply_event(self, event: str) -> None:
+    def _apply_events(self) -> None:
+        with self._events_lock:
+            events, self._events = self._events, []
+        if not events:
+            return
         try:
-            if event == "labels":
+            if "labels" in events or "predictions" in events:
                 self._refresh_labels()
-            elif event == "predictions":
-                self._refresh_predictions()
-            elif event == "layout":
+            if "predictions" in events and self.map.color_by == "review":
+                self._request_review()
+            if "layout" in events:
                 self.map.coords = normalize_coords(self.session.coords).tobytes()
-            elif event == "clusters":
+            if "clusters" in events:
                 self._refresh_clusters()
             self._refresh_status()
         except Exception:  # a view must never take the kernel down
-            log.exception("workbench: refreshing the widgets after %r failed", event)
+            log.exception("workbench: refreshing the widgets after %s failed", events)
+
+    def _read_estimate(self) -> Any:
+        """``Workbench.estimate()`` when the session has one and it answers, else None."""
+        estimate = getattr(self.session, "estimate", None)
+        if not callable(estimate):
+            return None
+        try:
+            return estimate()
+        except Exception as e:  # no figure beats a wrong one
+            log.info("workbench: no accuracy estimate: %s", e)
+            return None
 
     def _refresh_labels(self) -> None:
+        """Map codes, legend, label buttons and cards from the effective labels."""
         store = self.session.labels
+        pred = self.session.predictions
+        eff = effective_labels(store.state, pred)
+        self._effective = eff
+        self._layers = {"human": int((eff.layer == HUMAN).sum()),
+                        "accepted": int((eff.layer == ACCEPTED).sum()),
+                        "predicted": int((eff.layer == PREDICTED).sum())}
         self.slots.sync(store.classes)
-        human = self.slots.encode(store.state.human)
-        machine = self._machine_codes()
+        human = self.slots.encode(np.where(eff.layer == HUMAN, eff.label, -1))
+        machine = self.slots.encode(np.where(eff.is_machine, eff.label, -1))
+        fields: dict[str, np.ndarray] = {"human": human, "machine": machine}
+        if pred is not None:
+            # The predicted and confidence modes show the model itself, accepted or not.
+            fields["predicted"] = self.slots.encode(np.asarray(pred.label, dtype=np.int64))
+            conf = np.nan_to_num(np.asarray(pred.confidence, dtype=np.float32), nan=-1.0)
+            fields["confidence"] = np.where(
+                conf >= 0, 1 + np.round(np.clip(conf, 0, 1) * 254), 0
+            ).astype(np.uint8)
         # Codes before the palette: the map redraws once with both.
-        self.map.update(human=human, machine=machine)
+        self.map.update(**fields)
         self._refresh_palette(human, machine)
         self.gallery.refresh()
 
@@ -389,7 +508,7 @@ class WorkbenchApp(w.VBox):
         slots = self.slots.sync(classes)
         size = max(slots.values(), default=0) + 1
         counts_h = np.bincount(human, minlength=size)
-        counts_m = np.bincount(np.where(human > 0, 0, machine), minlength=size)
+        counts_m = np.bincount(machine, minlength=size)
         palette = []
         for k, (cid, name) in enumerate(classes.items(), start=1):
             s = slots[cid]
@@ -400,38 +519,41 @@ class WorkbenchApp(w.VBox):
         self.gallery.classes = [{"slot": c["slot"], "name": c["name"]} for c in palette]
         self.panel.set_classes(palette)
 
-    def _machine_codes(self) -> np.ndarray:
-        st = self.session.labels.state
-        machine = st.machine
-        pred = self.session.predictions
-        if pred is not None:
-            machine = np.where(machine >= 0, machine, np.asarray(pred.label, dtype=np.int64))
-        return self.slots.encode(machine)
+    # -- work off the main thread --------------------------------------------------------------
 
-    def _refresh_predictions(self) -> None:
-        pred = self.session.predictions
-        fields: dict[str, np.ndarray] = {"machine": self._machine_codes()}
-        if pred is not None:
-            fields["predicted"] = self.slots.encode(np.asarray(pred.label, dtype=np.int64))
-            conf = np.nan_to_num(np.asarray(pred.confidence, dtype=np.float32), nan=-1.0)
-            fields["confidence"] = np.where(
-                conf >= 0, 1 + np.round(np.clip(conf, 0, 1) * 254), 0
-            ).astype(np.uint8)
-        self.map.update(**fields)
-        self._refresh_palette(self.map.codes("human"), fields["machine"])
-        if self.map.color_by == "review":
-            self._refresh_review()
-        self.gallery.refresh()
+    def _request_review(self) -> None:
+        self._review.submit()
+        self._refresh_status()
 
-    def _refresh_review(self) -> None:
-        # Ranking label issues refits a probe out of fold: only worth it when shown.
+    def _compute_review(self) -> np.ndarray:
+        """(N,) uint8 review codes, 1 = suggested next, 2 = suspected error (worker thread:
+        ranking label issues refits a probe out of fold)."""
         review = np.zeros(self.session.n, np.uint8)
         try:
             review[np.asarray(self.session.suggestions(n=GALLERY_PAGE_SIZE), np.int64)] = 1
             review[np.asarray(self.session.suspected_errors(n=GALLERY_PAGE_SIZE), np.int64)] = 2
         except Exception as e:  # queues need predictions; before those there is no review
             log.debug("review queues not available yet: %s", e)
+        return review
+
+    def _apply_review(self, review: np.ndarray) -> None:
         self.map.update(review=review)
+        self._refresh_status()
+
+    def _compute_errors(self, n: int) -> np.ndarray:
+        return np.asarray(self.session.suspected_errors(n=n), np.int64)
+
+    def _apply_errors(self, items: np.ndarray) -> None:
+        self._title = "Suspected label errors"
+        self.selection = items
+        self._refresh_status()
+
+    def _job_failed(self, what: str) -> Any:
+        def report(e: BaseException) -> None:
+            log.error("workbench: %s failed: %s", what, e, exc_info=e)
+            self.panel.show_error(f"{what} failed: {e}")
+            self._refresh_status()
+        return report
 
     def _refresh_clusters(self) -> None:
         clusters = self.session.clusters or []
@@ -445,6 +567,11 @@ class WorkbenchApp(w.VBox):
         self.panel.set_clusters(options)
 
     def _refresh_status(self) -> None:
+        running = [name for name, job in (("review", self._review),
+                                          ("suspected errors", self._errors_queue))
+                   if job.busy]
         self.panel.status.value = format_status(
-            self.session.status, selected=int(self.map.selected.size)
+            self.session.status, selected=int(self.map.selected.size),
+            estimate=self._estimate, layers=self._layers, running=running,
+            message=self._message,
         )

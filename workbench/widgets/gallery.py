@@ -19,6 +19,7 @@ import traitlets
 from .._config import GALLERY_PAGE_SIZE
 from ._bundle import bundle
 from ._messages import MessageReplies
+from ._positions import as_position, as_positions
 
 __all__ = ["Gallery"]
 
@@ -39,9 +40,13 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         ``redo``, ``relabel`` (``index``, ``slot``; slot 0 removes the label) and ``drop``
         (``index``), called after validation.
     page_size : cards per page (default ``GALLERY_PAGE_SIZE``).
+    n : number of items in the collection, when known: :meth:`show` then checks positions.
+
+    The browser sets only ``page`` (kept within the pages there are).
     """
 
     _what = "gallery"
+    _browser_sets = ("page",)
 
     _esm = bundle("gallery")
 
@@ -59,9 +64,11 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         thumbnail: Callable[[int], dict[str, Any]] | None = None,
         on_action: Callable[[dict[str, Any]], None] | None = None,
         page_size: int = GALLERY_PAGE_SIZE,
+        n: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._n = n
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
         self.page_size = int(page_size)
@@ -78,8 +85,12 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         return self._items.copy()
 
     def show(self, items: Any, *, title: str | None = None, page: int = 0) -> None:
-        """Show ``items`` (positions), starting at ``page``."""
-        self._items = np.asarray(items if items is not None else [], dtype=np.int64).ravel()
+        """Show ``items`` (positions, see
+        :func:`~workbench.widgets._positions.as_positions`), starting at ``page``."""
+        if self._n is not None:
+            self._items = as_positions(items, self._n)
+        else:
+            self._items = np.asarray(items if items is not None else [], dtype=np.int64).ravel()
         if title is not None:
             self.title = title
         self.total = int(self._items.size)
@@ -96,10 +107,12 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         shown = self._items[start:start + self.page_size]
         self.cards = self._describe(shown) if shown.size else []
 
+    @traitlets.validate("page")
+    def _valid_page(self, proposal: dict[str, Any]) -> int:
+        # Past either end (a stale "next" click, a page from another view): the nearest page.
+        return min(max(int(proposal["value"]), 0), max(self.pages - 1, 0))
+
     def _on_page(self, change: dict[str, Any]) -> None:
-        if self.pages and not 0 <= change["new"] < self.pages:
-            self.page = min(max(change["new"], 0), self.pages - 1)
-            return
         self.refresh()
 
     def _on_custom_msg(self, widget: Any, content: Any, buffers: list[Any]) -> None:
@@ -113,12 +126,14 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         action: dict[str, Any] = {"type": kind}
         if kind in ("thumb", "relabel", "drop"):
             idx = content.get("index")
-            if isinstance(idx, bool) or not isinstance(idx, int) or not np.any(
-                self._items == idx
-            ):
+            try:
+                pos = as_position(idx, np.iinfo(np.int64).max if self._n is None else self._n)
+            except (ValueError, IndexError):
+                pos = -1
+            if pos < 0 or not np.any(self._items == pos):
                 self._reject(content, f"index {idx!r} is not an item shown in the gallery")
                 return
-            action["index"] = idx
+            action["index"] = pos
         if kind == "label_key":
             key = content.get("key")
             if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= 9:

@@ -15,19 +15,56 @@ import ipywidgets as w
 __all__ = ["ControlPanel", "format_status"]
 
 
-def format_status(status: dict[str, Any] | None, *, selected: int = 0) -> str:
-    """One line: what runs, on which device, the probe's accuracy, the latest message."""
+def format_status(
+    status: dict[str, Any] | None,
+    *,
+    selected: int = 0,
+    estimate: Any = None,
+    layers: dict[str, int] | None = None,
+    running: Sequence[str] = (),
+    message: str = "",
+) -> str:
+    """One line: what runs, on which device, the estimated accuracy, label counts, the
+    selection, the latest messages.
+
+    Parameters
+    ----------
+    status : ``Workbench.status`` (``running``, ``device``, ``message``); its probe
+        accuracy is never shown (it is measured on the human labels, not on the items).
+    estimate : ``Workbench.estimate()``: ``{"accuracy", "low", "high"}`` fractions, or None
+        (then no accuracy figure at all).
+    layers : items per label layer, ``{"human": h, "accepted": a, "predicted": p}``.
+    running : the widget's own background work, shown beside the session's.
+    message : the widget's latest message (an export), after the session's.
+    """
     s = status or {}
-    running = s.get("running") or []
-    parts = [f"running: {', '.join(map(str, running))}" if running else "idle"]
+    jobs = [*map(str, s.get("running") or []), *running]
+    parts = [f"running: {', '.join(jobs)}" if jobs else "idle"]
     parts.append(f"device: {s.get('device', 'cpu')}")
-    acc = s.get("probe_accuracy")
-    parts.append(f"probe accuracy: {acc:.1%}" if isinstance(acc, (int, float)) else
-                 "probe accuracy: n/a")
+    accuracy = _accuracy_text(estimate)
+    if accuracy:
+        parts.append(accuracy)
+    if layers:
+        counts = [f"{layers[k]:,} {k}" for k in ("human", "accepted", "predicted")
+                  if layers.get(k)]
+        parts.append(f"labels: {', '.join(counts)}" if counts else "no labels yet")
     parts.append(f"{selected} selected")
-    if s.get("message"):
-        parts.append(str(s["message"]))
+    for m in (s.get("message"), message):
+        if m:
+            parts.append(str(m))
     return " · ".join(parts)
+
+
+def _accuracy_text(estimate: Any) -> str:
+    """``accuracy ≈ 87% (82-91%)`` from an estimate dict; "" when it is not one."""
+    if not isinstance(estimate, dict):
+        return ""
+    values = [estimate.get(k) for k in ("accuracy", "low", "high")]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+               for v in values):
+        return ""
+    acc, low, high = values
+    return f"accuracy ≈ {acc:.0%} ({low:.0%}–{high:.0%})"
 
 
 def _button(text: str, tip: str = "", **kw: Any) -> w.Button:
@@ -42,7 +79,7 @@ class ControlPanel(w.VBox):
     (Dropdown of classes), ``create``, ``rename``, ``merge``, ``delete``, ``unlabel``,
     ``undo``, ``redo``, ``label_buttons`` (HBox, one button per class), ``query``,
     ``search``, ``more_like_this``, ``cluster_pick``, ``select_cluster``,
-    ``label_cluster``, ``queue_next``, ``queue_errors``, ``clear``, ``export``,
+    ``label_cluster``, ``queue_next``, ``queue_errors``, ``clear``, ``accept``, ``export``,
     ``status`` (Label), ``error`` (Label).
     """
 
@@ -70,6 +107,8 @@ class ControlPanel(w.VBox):
         self.queue_errors = _button("suspected errors", "human labels that look wrong")
         self.clear = _button("clear selection")
         self.export = _button("export", "write labels.parquet in the project folder")
+        self.accept = _button("accept predictions",
+                              "record the selection's predictions as machine labels")
         self.status = w.Label(value="idle")
         self.error = w.Label(value="", style={"text_color": "#b00020"})
         self._on_label: Callable[[int], None] | None = None
@@ -80,7 +119,8 @@ class ControlPanel(w.VBox):
                 w.HBox([self.label_buttons, self.unlabel, self.undo, self.redo]),
                 w.HBox([self.query, self.search, self.more_like_this, self.cluster_pick,
                         self.select_cluster, self.label_cluster]),
-                w.HBox([self.queue_next, self.queue_errors, self.clear, self.export]),
+                w.HBox([self.queue_next, self.queue_errors, self.clear, self.accept,
+                        self.export]),
                 self.status,
                 self.error,
             ]

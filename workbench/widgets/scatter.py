@@ -27,6 +27,7 @@ import traitlets
 from .._config import MAP_HEIGHT, MAP_POINT_SIZE
 from ._bundle import bundle
 from ._messages import MessageReplies
+from ._positions import as_position, as_positions
 
 __all__ = ["CODE_FIELDS", "COLOR_MODES", "ScatterMap", "normalize_coords"]
 
@@ -98,6 +99,7 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
     """
 
     _what = "map"
+    _browser_sets = ("selection", "color_by", "lasso_type")
 
     _esm = bundle("scatter")
 
@@ -125,6 +127,7 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
     ) -> None:
         xy = normalize_coords(coords)
         n = xy.shape[0]
+        self._n = n  # fixed: every code array and the front end's buffers have this length
         super().__init__(
             coords=xy.tobytes(), n=n, height=int(height),
             point_size=float(point_size) if point_size is not None else default_point_size(n),
@@ -140,6 +143,40 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
         self.views_ready = 0
         self.on_msg(self._on_custom_msg)
 
+    # -- validation (values from Python and from the browser) ---------------------------
+
+    @traitlets.validate("n")
+    def _valid_n(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] != self._n:
+            raise traitlets.TraitError(
+                f"n is the number of points, {self._n}; it cannot become {proposal['value']!r}"
+            )
+        return proposal["value"]
+
+    @traitlets.validate("coords")
+    def _valid_coords(self, proposal: dict[str, Any]) -> bytes:
+        value = proposal["value"]
+        if len(value) != self._n * 8:
+            raise traitlets.TraitError(
+                f"coords must be {self._n} float32 (x, y) pairs ({self._n * 8} bytes), "
+                f"got {len(value)} bytes"
+            )
+        return value
+
+    @traitlets.validate("selection")
+    def _valid_selection(self, proposal: dict[str, Any]) -> bytes:
+        value = proposal["value"]
+        if len(value) % 4:
+            raise traitlets.TraitError(
+                f"selection must be uint32 positions (a multiple of 4 bytes), "
+                f"got {len(value)} bytes"
+            )
+        try:
+            as_positions(np.frombuffer(value, np.uint32), self._n, what="selection")
+        except IndexError as e:
+            raise traitlets.TraitError(str(e)) from e
+        return value
+
     # -- state ---------------------------------------------------------------------------
 
     @property
@@ -148,11 +185,9 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
         return np.frombuffer(self.selection, dtype=np.uint32).astype(np.int64)
 
     def select(self, indices: Any) -> None:
-        """Select points by position (replaces the selection; empty clears it)."""
-        idx = np.asarray(indices if indices is not None else [], dtype=np.int64).ravel()
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n):
-            bad = int(idx[(idx < 0) | (idx >= self.n)][0])
-            raise IndexError(f"point {bad} is out of range for a map of {self.n} points")
+        """Select points (replaces the selection; empty clears it): positions, whole
+        floats or an (N,) boolean mask, as :func:`~workbench.widgets._positions.as_positions`."""
+        idx = as_positions(indices, self._n, what="selection")
         self.selection = np.unique(idx).astype(np.uint32).tobytes() if idx.size else b""
 
     def codes(self, field: str) -> np.ndarray:
@@ -171,8 +206,8 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
             field = self._field(name)
             dt = CODE_FIELDS[field]
             arr = np.asarray(values)
-            if arr.shape != (self.n,):
-                raise ValueError(f"{field} codes must have shape ({self.n},), got {arr.shape}")
+            if arr.shape != (self._n,):
+                raise ValueError(f"{field} codes must have shape ({self._n},), got {arr.shape}")
             if arr.size and (arr.min() < 0 or arr.max() > np.iinfo(dt).max):
                 raise ValueError(
                     f"{field} codes must lie in [0, {np.iinfo(dt).max}]; "
@@ -208,10 +243,11 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
 
     def _index(self, content: dict[str, Any]) -> int | None:
         idx = content.get("index")
-        if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < self.n:
-            self._reject(content, f"index must be an integer in [0, {self.n}), got {idx!r}")
+        try:
+            return as_position(idx, self._n)
+        except (ValueError, IndexError):
+            self._reject(content, f"index must be an integer in [0, {self._n}), got {idx!r}")
             return None
-        return idx
 
     def _on_custom_msg(self, widget: Any, content: Any, buffers: list[Any]) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
