@@ -325,12 +325,18 @@ class Workbench:
         return best if best_worth > float(u[page].sum()) else None
 
     def current_labels(self) -> np.ndarray:
-        """(N,) int64 best label per item: the human label, else the prediction, else -1."""
-        human = self.labels.state.human
-        pred = self.predictions
-        if pred is None:
-            return human.copy()
-        return np.where(human >= 0, human, pred.label)
+        """(N,) int64 each item's label now: human, else accepted machine label, else the
+        prediction, else -1 (:func:`workbench.labels.effective_labels`, the one rule)."""
+        return self.effective_labels().label
+
+    def effective_labels(self) -> Any:
+        """:class:`~workbench.labels.EffectiveLabels` of every item: label, layer (human /
+        accepted / predicted), source and confidence, by the one rule every view uses."""
+        from .labels import effective_labels
+
+        with self._lock:
+            predictions = self.predictions
+        return effective_labels(self.labels.state, predictions)
 
     def item_text(self, i: int) -> str:
         """What to show for item ``i``: the text of a text item, the file name of an image."""
@@ -388,7 +394,8 @@ class Workbench:
 
     def accept_predictions(self, items: Sequence[int] | np.ndarray | None = None, *,
                            min_confidence: float = 0.0) -> int:
-        """Record current predictions as machine labels (kept beside human labels).
+        """Record current predictions as machine labels (kept beside human labels), every
+        class at once as ONE action: one undo takes them all back.
 
         Returns the number of items recorded. Human labels are never touched.
         """
@@ -397,19 +404,19 @@ class Workbench:
             raise NotEnoughLabels("no predictions yet: label a few items of two classes first")
         pos = np.arange(self.n) if items is None else np.asarray(items, np.int64)
         ok = (pred.label[pos] >= 0) & (pred.confidence[pos] >= min_confidence)
+        ok &= np.isin(pred.label[pos], list(self.labels.classes))
         pos = pos[ok]
         # Combined predictions are recorded as "probe": the log's machine sources are
         # propagated / probe / zeroshot, and the probe is what a combination adds.
         source = "propagated" if pred.source == "propagated" else "probe"
-        count = 0
+        groups = []
         for cid in np.unique(pred.label[pos]):
-            if cid not in self.labels.classes:
-                continue
             sel = pos[pred.label[pos] == cid]
-            self.labels.assign(sel, int(cid), source=source, confidence=pred.confidence[sel])
-            count += sel.size
+            groups.append((sel, int(cid), pred.confidence[sel]))
+        if groups:
+            self.labels.assign_many(groups, source=source, create=False)
         self._labels_changed(retrain=False)
-        return count
+        return int(pos.size)
 
     # -- search and queues ---------------------------------------------------------------------
 

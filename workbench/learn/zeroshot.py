@@ -98,9 +98,9 @@ def accept_zero_shot(
 ) -> dict[str, int]:
     """Record zero-shot pre-labels in a :class:`~workbench.labels.LabelStore`, in bulk.
 
-    One ``assign`` per class with ``source="zeroshot"`` and each item's score as confidence
-    (classes are created by name when new). Human labels are never overwritten: the store
-    keeps machine labels beside them.
+    Every class at once as ONE action (one transaction, one undo), ``source="zeroshot"``
+    and each item's score as confidence (classes are created by name when new). Human
+    labels are never overwritten: the store keeps machine labels beside them.
 
     Parameters
     ----------
@@ -122,9 +122,12 @@ def accept_zero_shot(
     pos = np.arange(n) if items is None else np.unique(np.asarray(items, np.int64))
     pos = pos[result.score[pos] >= min_score]
     counts: dict[str, int] = {}
+    groups = []
     for j, name in enumerate(result.class_names):
         sel = pos[result.label[pos] == j]
         if sel.size:
-            store.assign(sel, name, source="zeroshot", confidence=result.score[sel])
+            groups.append((sel, name, result.score[sel]))
             counts[name] = int(sel.size)
+    if groups:
+        store.assign_many(groups, source="zeroshot")
     return counts
