@@ -84,7 +84,7 @@ def test_format_follows_the_suffix(project, tmp_path, name, fmt):
 def test_format_argument_wins_and_a_folder_needs_one(project, tmp_path):
     out = export_project(project, tmp_path / "labels.txt", format="csv")
     assert pl.read_csv(out).height == 6
-    with pytest.raises(ExportError, match="imagefolder|hf"):
+    with pytest.raises(ExportError, match=r"--format imagefolder\|hf"):
         export_project(project, tmp_path / "folder")
     with pytest.raises(ExportError, match="suffix"):
         export_project(project, tmp_path / "labels.xlsx")
