@@ -7,7 +7,14 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.manifold import trustworthiness
 
-from workbench.layout import compute_layout, map_graph, quick_layout, scale_to_unit, warm_up
+from workbench.layout import (
+    _save_layout,
+    compute_layout,
+    map_graph,
+    quick_layout,
+    scale_to_unit,
+    warm_up,
+)
 from workbench.learn import propagate
 from workbench.neighbors import build_knn_graph
 
@@ -80,8 +87,10 @@ def test_layout_from_graph_is_faithful_seeded_and_cached(tmp_path):
     cached = list(tmp_path.glob("layout-*.npy"))
     assert len(cached) == 1
     assert np.array_equal(compute_layout(g, x, seed=3, cache_dir=tmp_path), coords)
-    np.save(cached[0], np.zeros((300, 2), np.float32))  # prove the cache is what is read
+    _save_layout(cached[0], np.zeros((300, 2), np.float32))  # prove the cache is what is read
     assert not compute_layout(g, x, seed=3, cache_dir=tmp_path).any()
+    np.save(cached[0], np.full((300, 2), 0.5, np.float32))  # not by the cache: recomputed
+    assert np.array_equal(compute_layout(g, x, seed=3, cache_dir=tmp_path), coords)
     assert not np.array_equal(compute_layout(g, x, seed=4, cache_dir=tmp_path), coords)
 
     # Spreading labels over the map's neighbours: 3 labels per digit reach most items.

@@ -11,6 +11,7 @@ project (embeddings, graph, layout, labels) is aligned to this row order.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "ItemError",
     "LoadReport",
     "check_images",
+    "check_nonzero_rows",
     "demo_digits",
     "from_dataframe",
     "from_folder",
@@ -159,7 +161,10 @@ def image_problem(path: str) -> str | None:
 
     p = Path(path)
     try:
-        if p.stat().st_size == 0:
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return not_regular_file(st.st_mode)
+        if st.st_size == 0:
             return "empty (zero-byte) file"
         with Image.open(p) as im:
             im.load()  # full decode: catches truncation, not just a bad header
@@ -172,6 +177,22 @@ def image_problem(path: str) -> str | None:
     except (OSError, SyntaxError, ValueError) as e:
         return f"unreadable or truncated image ({e})"
     return None
+
+
+def not_regular_file(mode: int) -> str:
+    """The reason shown for a path that is not a regular file (``st_mode`` after links).
+
+    Images are read only from regular files: reading a FIFO blocks until some other process
+    writes to it, and a device such as ``/dev/zero`` never ends.
+    """
+    what = (
+        "a folder" if stat.S_ISDIR(mode)
+        else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    return f"not a regular file ({what}); images are read only from regular files"
 
 
 # -- tables --------------------------------------------------------------------------------
@@ -304,6 +325,8 @@ def from_vectors(
     Returns
     -------
     (items, vectors) where vectors is (N, D) float32, C-contiguous.
+
+    Raises :class:`ItemError` for a row of all zeros (see :func:`check_nonzero_rows`).
     """
     arr = as_vectors(vectors)
     n = arr.shape[0]
@@ -311,6 +334,7 @@ def from_vectors(
     if len(ids) != n:
         raise ItemError(f"{len(ids)} ids for {n} vectors; give one id per vector")
     _check_unique(ids, "id")
+    check_nonzero_rows(arr, ids)
     data: dict[str, Any] = {
         "id": ids,
         "source": [str(t) for t in texts] if texts is not None else ids,
@@ -360,6 +384,29 @@ def as_vectors(vectors: Any, *, name: str = "vectors") -> np.ndarray:
             "drop or re-embed those items"
         )
     return arr
+
+
+def check_nonzero_rows(
+    vectors: np.ndarray, ids: Sequence[str] | None = None, *, name: str = "vectors"
+) -> None:
+    """Raise :class:`ItemError` naming the first item whose vector is all zeros.
+
+    A zero vector has no direction: its cosine similarity to everything is undefined, so
+    it has no neighbours, no place on the map, and the label propagation solver fails on
+    it. ``vectors`` is (N, D); ``ids`` (N,) names the items (default: row numbers).
+    """
+    x = np.asarray(vectors, dtype=np.float32)
+    # Squared norms as normalisation computes them (no (N, D) temporary): a row too small
+    # to normalise in float32 counts as zero too.
+    zero = np.einsum("ij,ij->i", x, x) == 0
+    if zero.any():
+        bad = np.flatnonzero(zero)
+        who = f"item {ids[int(bad[0])]!r}" if ids is not None else f"row {int(bad[0])}"
+        raise ItemError(
+            f"{name} of {who} is all zeros ({bad.size} such row(s)); a zero vector has no "
+            "direction, so it cannot be compared with any other: drop those items or "
+            "embed them again (an embedder returning zeros usually failed on the input)"
+        )
 
 
 # -- demo ----------------------------------------------------------------------------------

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from ._config import KNN_K, LAYOUT_MIN_DIST, LAYOUT_SEED, QUICK_LAYOUT_EPOCHS
+from ._files import DamagedFile, load_cached, load_npy, read_meta, save_cached, save_npy, write_meta
 from .items import as_vectors
-from .neighbors import KnnGraph, _save_npy, build_knn_graph, vectors_key
+from .neighbors import KnnGraph, build_knn_graph, vectors_key
 
 __all__ = ["compute_layout", "map_graph", "quick_layout", "scale_to_unit", "warm_up"]
 
@@ -114,7 +115,8 @@ def compute_layout(
     n_epochs : optimisation epochs; None is UMAP's default (200 above 10k items, else 500).
     min_dist : UMAP's ``min_dist``.
     cache_dir : when given, the map is stored there keyed by graph, seed and options, and
-        read back instead of recomputed.
+        read back instead of recomputed (``layout-KEY.npy`` and ``layout-KEY.json``, its
+        checksum: a damaged entry is logged and recomputed, never used).
 
     Returns
     -------
@@ -127,12 +129,32 @@ def compute_layout(
             graph.indices, graph.similarities, extra=("layout", seed, n_epochs, min_dist)
         )
         path = Path(cache_dir) / f"layout-{key}.npy"
-        if path.exists():
-            return np.load(path)
+        cached = load_cached(
+            "map layout", (path, path.with_suffix(".json")), lambda: _load_layout(path, graph.n)
+        )
+        if cached is not None:
+            return cached
     coords = _umap(graph, x, seed=seed, n_epochs=n_epochs, min_dist=min_dist, init="spectral")
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _save_npy(path, coords)
+        save_cached("map layout", path, lambda: _save_layout(path, coords))
+    return coords
+
+
+def _save_layout(path: Path, coords: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sha = save_npy(path, coords, durable=False)
+    write_meta(path.with_suffix(".json"), {"n": int(coords.shape[0]), "sha256": sha},
+               durable=False)
+
+
+def _load_layout(path: Path, n: int) -> np.ndarray:
+    """The cached (n, 2) map at ``path``, or DamagedFile when it does not check out."""
+    meta = read_meta(path.with_suffix(".json"))
+    if meta.get("n") != n:
+        raise DamagedFile(f"{path.name}: a map of {meta.get('n')} items, expected {n}")
+    coords = load_npy(path, sha256=meta.get("sha256"), dtype=np.float32, shape=(n, 2))
+    if not np.isfinite(coords).all() or np.abs(coords).max(initial=0.0) > 1.0:
+        raise DamagedFile(f"{path.name}: coordinates outside [-1, 1]")
     return coords
 
 

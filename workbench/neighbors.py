@@ -34,6 +34,17 @@ from ._config import (
     NEAR_DUPLICATE_SIMILARITY,
     NEIGHBOR_BLOCK_BYTES,
 )
+from ._files import (
+    DamagedFile,
+    atomic_write,
+    file_sha256,
+    load_cached,
+    load_npy,
+    read_meta,
+    save_cached,
+    save_npy,
+    write_meta,
+)
 from .items import as_vectors
 
 __all__ = [
@@ -51,7 +62,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Bumped when the on-disk form of graphs or indexes changes, so old caches are not reused.
-_CACHE_VERSION = 1
+#: 2: every cache entry carries checksums.
+_CACHE_VERSION = 2
 _INDEX_KINDS = ("flat", "ivf")
 
 
@@ -90,6 +102,12 @@ class KnnGraph:
 
         n, k = self.indices.shape
         cols = self.indices.reshape(-1)
+        if cols.size and (cols.min() < -1 or cols.max() >= n):
+            # scipy does not check column indices: an out-of-range one crashes the process.
+            raise ValueError(
+                f"the graph names neighbour positions outside -1..{n - 1}; rebuild it "
+                "with build_knn_graph"
+            )
         vals = np.maximum(self.similarities.reshape(-1), 0.0).astype(np.float32, copy=False)
         ok = cols >= 0
         if ok.all():
@@ -120,30 +138,81 @@ class KnnGraph:
         ).astype(np.float32)
         return idx, dist
 
-    def save(self, folder: str | os.PathLike[str], name: str = "knn") -> None:
+    def save(
+        self, folder: str | os.PathLike[str], name: str = "knn", *, durable: bool = True
+    ) -> None:
         """Write ``{name}-indices.npy``, ``{name}-similarities.npy`` and ``{name}.json``
-        (the recall estimate) into ``folder``."""
+        into ``folder``.
+
+        The JSON (shape, recall estimate, SHA-256 of both arrays, a checksum of itself) is
+        written last: it marks a complete entry, and :meth:`load` trusts nothing it does not
+        vouch for.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _save_npy(folder / f"{name}-similarities.npy", self.similarities)
-        (folder / f"{name}.json").write_text(json.dumps({"recall_estimate": self.recall_estimate}))
-        # Indices last: their presence is what marks a complete cache entry.
-        _save_npy(folder / f"{name}-indices.npy", self.indices)
+        sums = {
+            part: save_npy(folder / f"{name}-{part}.npy", arr, durable=durable)
+            for part, arr in (("indices", self.indices), ("similarities", self.similarities))
+        }
+        recall = None if self.recall_estimate is None else float(self.recall_estimate)
+        write_meta(
+            folder / f"{name}.json",
+            {"version": _CACHE_VERSION, "n": self.n, "k": self.k, "recall_estimate": recall,
+             "sha256": sums},
+            durable=durable,
+        )
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str], name: str = "knn") -> KnnGraph:
-        """Read a graph written by :meth:`save`."""
+    def load(
+        cls,
+        folder: str | os.PathLike[str],
+        name: str = "knn",
+        *,
+        n: int | None = None,
+        k: int | None = None,
+    ) -> KnnGraph:
+        """Read a graph written by :meth:`save`, checking everything before use.
+
+        Checks the checksums, dtypes (int64 / float32), shape (``(n, k)`` when given),
+        neighbour positions (``-1 <= i < N``, never the item itself) and similarities
+        (finite, within [-1, 1]). Raises ``ValueError`` naming the file when anything is
+        off: a damaged graph would otherwise crash or silently mislead what reads it.
+        """
         folder = Path(folder)
-        idx = np.load(folder / f"{name}-indices.npy")
-        sims = np.load(folder / f"{name}-similarities.npy")
-        if idx.shape != sims.shape or idx.ndim != 2:
+        meta_file = folder / f"{name}.json"
+        try:
+            meta = read_meta(meta_file)
+            if meta.get("version") != _CACHE_VERSION:
+                raise DamagedFile(f"{meta_file.name}: written by another version")
+            rows, cols = int(meta["n"]), int(meta["k"])
+            if (n is not None and rows != n) or (k is not None and cols != k):
+                raise DamagedFile(f"{meta_file.name}: a graph of shape ({rows}, {cols})")
+            sums = meta["sha256"]
+            idx = load_npy(folder / f"{name}-indices.npy", sha256=sums["indices"],
+                           dtype=np.int64, shape=(rows, cols))
+            sims = load_npy(folder / f"{name}-similarities.npy", sha256=sums["similarities"],
+                            dtype=np.float32, shape=(rows, cols))
+            recall = meta.get("recall_estimate")
+            if recall is not None and not 0.0 <= float(recall) <= 1.0:
+                raise DamagedFile(f"{meta_file.name}: recall estimate {recall}")
+            _check_graph_arrays(idx, sims)
+        except (DamagedFile, KeyError, TypeError, ValueError) as e:
             raise ValueError(
-                f"graph files in {folder} disagree ({idx.shape} vs {sims.shape}); "
-                "delete them to rebuild the graph"
-            )
-        meta = folder / f"{name}.json"
-        recall = json.loads(meta.read_text()).get("recall_estimate") if meta.exists() else None
-        return cls(idx.astype(np.int64, copy=False), sims, recall_estimate=recall)
+                f"the kNN graph files {name}-* in {str(folder)!r} are damaged or incomplete "
+                f"({e}); they are a cache, safe to delete: the graph is rebuilt from the vectors"
+            ) from e
+        return cls(idx, sims, recall_estimate=recall)
+
+
+def _check_graph_arrays(idx: np.ndarray, sims: np.ndarray) -> None:
+    """Raise DamagedFile unless ``idx`` / ``sims`` form a valid graph (see KnnGraph.load)."""
+    n = idx.shape[0]
+    if idx.size and (idx.min() < -1 or idx.max() >= n):
+        raise DamagedFile(f"neighbour positions outside -1..{n - 1}")
+    if (idx == np.arange(n)[:, None]).any():
+        raise DamagedFile("an item listed as its own neighbour")
+    if not np.isfinite(sims).all() or np.abs(sims).max(initial=0.0) > 1.0 + 1e-3:
+        raise DamagedFile("similarities that are not cosines")
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -199,14 +268,6 @@ def vectors_key(*arrays: np.ndarray, extra: Sequence[Any] = ()) -> str:
         h.update(memoryview(a).cast("B"))
     h.update(json.dumps([_CACHE_VERSION, *map(str, extra)]).encode())
     return h.hexdigest()
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    # Write then rename, so a kernel killed mid-write never leaves a truncated cache file.
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
 
 
 def gpu_available() -> bool:
@@ -379,8 +440,12 @@ class NeighborIndex:
         if cache_dir is not None:
             key = vectors_key(x, extra=("index", kind, target_recall, seed))
             path = Path(cache_dir) / f"index-{key}.faiss"
-            if path.exists():
-                return cls.load(path)
+            cached = load_cached(
+                "neighbour index", (path, path.with_name(path.name + ".json")),
+                lambda: cls.load(path, n=n, dim=d),
+            )
+            if cached is not None:
+                return cached
         if kind == "flat":
             index = cls(d)
             index._cpu.add(x)
@@ -396,7 +461,7 @@ class NeighborIndex:
             index = cls(d, _index=ivf, kind="ivf", nprobe=min(IVF_START_NPROBE, nlist))
             index._tune_nprobe(x, target_recall=target_recall, seed=seed)
         if path is not None:
-            index.save(path)
+            save_cached("neighbour index", path, lambda: index.save(path, durable=False))
         return index
 
     def _tune_nprobe(self, x: np.ndarray, *, target_recall: float, seed: int) -> None:
@@ -533,15 +598,14 @@ class NeighborIndex:
 
     # persistence
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index to ``path`` (FAISS format) and its metadata to ``path + '.json'``."""
+    def save(self, path: str | os.PathLike[str], *, durable: bool = True) -> None:
+        """Write the index to ``path`` (FAISS format) and its metadata, with the file's
+        SHA-256, to ``path + '.json'`` (written last: it marks a complete save)."""
         import faiss
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self._cpu, str(tmp))
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: faiss.write_index(self._cpu, str(tmp)), durable=durable)
         meta = {
             "version": _CACHE_VERSION,
             "kind": self.kind,
@@ -549,12 +613,21 @@ class NeighborIndex:
             "n": self.n,
             "nprobe": self.nprobe,
             "recall_estimate": self.recall_estimate,
+            "sha256": file_sha256(path),
         }
-        path.with_name(path.name + ".json").write_text(json.dumps(meta, indent=1))
+        write_meta(path.with_name(path.name + ".json"), meta, durable=durable)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> NeighborIndex:
-        """Read an index written by :meth:`save`."""
+    def load(
+        cls, path: str | os.PathLike[str], *, n: int | None = None, dim: int | None = None
+    ) -> NeighborIndex:
+        """Read an index written by :meth:`save`.
+
+        The file's checksum is verified before FAISS reads it (FAISS trusts its input: a
+        damaged file can crash the process or answer with foreign neighbours), then its
+        size and dimension (``n``, ``dim`` when given). Raises ``ValueError`` naming the
+        file when anything is off, ``FileNotFoundError`` when there is no saved index.
+        """
         import faiss
 
         path = Path(path)
@@ -564,14 +637,27 @@ class NeighborIndex:
                 f"no saved index at {path} (or its .json beside it); build one with "
                 "NeighborIndex.build(vectors)"
             )
-        meta = json.loads(meta_path.read_text())
-        index = faiss.read_index(str(path))
-        if meta.get("version") != _CACHE_VERSION or index.ntotal != meta.get("n"):
+        try:
+            meta = read_meta(meta_path)
+            if file_sha256(path) != meta.get("sha256"):
+                raise DamagedFile(f"{path.name}: checksum does not match")
+            kind, d, count = meta["kind"], int(meta["dim"]), int(meta["n"])
+            if meta.get("version") != _CACHE_VERSION or kind not in _INDEX_KINDS:
+                raise DamagedFile(f"{meta_path.name}: another version or kind")
+            index = faiss.read_index(str(path))
+            if index.ntotal != count or index.d != d:
+                raise DamagedFile(f"{path.name}: {index.ntotal} x {index.d} vectors")
+            if (n is not None and count != n) or (dim is not None and d != dim):
+                raise DamagedFile(f"{path.name}: holds {count} x {d}, expected {n} x {dim}")
+            nprobe = int(meta["nprobe"])
+            if kind == "ivf" and not 1 <= nprobe <= faiss.extract_index_ivf(index).nlist:
+                raise DamagedFile(f"{meta_path.name}: nprobe {nprobe}")
+        except (DamagedFile, KeyError, TypeError, ValueError, RuntimeError) as e:
             raise ValueError(
-                f"saved index {path} does not match its metadata or this version; "
-                "delete both files and rebuild"
-            )
-        out = cls(meta["dim"], _index=index, kind=meta["kind"], nprobe=meta["nprobe"])
+                f"saved index {path} does not match its metadata or this version ({e}); "
+                "it is a cache, safe to delete: delete both files and rebuild"
+            ) from e
+        out = cls(d, _index=index, kind=kind, nprobe=nprobe)
         out.recall_estimate = meta.get("recall_estimate")
         return out
 
@@ -617,9 +703,15 @@ def build_knn_graph(
         raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
     name = None
     if cache_dir is not None:
+        folder = Path(cache_dir)
         name = "knn-" + vectors_key(x, extra=(k, method, target_recall, seed))
-        if (Path(cache_dir) / f"{name}-indices.npy").exists():
-            return KnnGraph.load(cache_dir, name)
+        cached = load_cached(
+            "kNN graph",
+            [folder / f"{name}{part}" for part in ("-indices.npy", "-similarities.npy", ".json")],
+            lambda: KnnGraph.load(folder, name, n=n, k=k),
+        )
+        if cached is not None:
+            return cached
     k_eff = min(k, n - 1)
     if method == "exact":
         idx, sims = _exact_graph(x, k_eff)
@@ -629,7 +721,8 @@ def build_knn_graph(
     idx, sims = _pad(idx, sims, k)
     graph = KnnGraph(indices=idx, similarities=sims, recall_estimate=recall)
     if name is not None:
-        graph.save(cache_dir, name)
+        save_cached("kNN graph", Path(cache_dir) / f"{name}-indices.npy",
+                     lambda: graph.save(cache_dir, name, durable=False))
     return graph
 
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
+import stat
 import time
 import uuid
 import warnings
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .._config import SQLITE_BUSY_TIMEOUT_MS
+from ..items import not_regular_file
 
 __all__ = ["KEY_BYTES", "EmbeddingCache", "FileKeys", "text_key"]
 
@@ -39,6 +42,8 @@ KEY_BYTES = 16
 _FORMAT = 1
 #: Age (seconds) after which a leftover temporary chunk file is deleted on open.
 _ABANDONED_AFTER_S = 600
+
+log = logging.getLogger(__name__)
 
 
 def text_key(text: str) -> bytes:
@@ -58,13 +63,31 @@ class FileKeys:
     def __init__(self, db_path: str | os.PathLike[str]) -> None:
         self.path = Path(db_path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS file_keys (path TEXT PRIMARY KEY, size INTEGER, "
-            "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, key BLOB)"
-        )
-        self._db.commit()
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as e:
+            # Only a memo: a damaged one is dropped and rebuilt by hashing the files again.
+            log.warning("the file-key memo %s is damaged (%s); starting it afresh (it is a "
+                        "cache, safe to delete)", self.path, e)
+            for f in (self.path, *(self.path.with_name(self.path.name + s)
+                                   for s in ("-wal", "-shm"))):
+                f.unlink(missing_ok=True)
+            self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS file_keys (path TEXT PRIMARY KEY, size INTEGER, "
+                "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, key BLOB)"
+            )
+            db.execute("SELECT count(*) FROM file_keys").fetchone()
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def keys(self, paths: Sequence[str]) -> tuple[list[bytes | None], dict[int, str]]:
         """Content keys of ``paths``: (keys with None where unreadable, {position: reason})."""
@@ -87,6 +110,10 @@ class FileKeys:
             except OSError as e:
                 out.append(None)
                 problems[pos] = f"cannot read the file ({e})"
+                continue
+            if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero never end
+                out.append(None)
+                problems[pos] = not_regular_file(st.st_mode)
                 continue
             status = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
             known = memo.get(path)
@@ -114,7 +141,13 @@ class FileKeys:
 
 def _file_digest(path: str) -> bytes:
     h = hashlib.blake2b(digest_size=KEY_BYTES)
-    with open(path, "rb") as f:
+    # Non-blocking open, then a check of what was opened: a path swapped for a FIFO or a
+    # device after the stat must not hang or spin the hashing.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(not_regular_file(mode))
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.digest()
@@ -161,14 +194,25 @@ class EmbeddingCache:
         meta_file = self.folder / "model.json"
         if not meta_file.exists():
             return
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            dim = int(meta["dim"])
+            if dim < 1:
+                raise ValueError(f"dim {dim}")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            # The folder is named by a hash of the model, and every chunk names its model
+            # again: this file only records the dim, which the chunks also carry.
+            log.warning("the embedding cache file %s is damaged (%s); rewriting it (the "
+                        "cache is safe to delete)", meta_file, e)
+            meta_file.unlink(missing_ok=True)
+            return
         if meta.get("model") != self.model:
             raise RuntimeError(
                 f"cache folder {str(self.folder)!r} belongs to model {meta.get('model')!r}, "
                 f"not {self.model!r}; delete the folder"
             )
         if self.dim is None:
-            self.dim = int(meta["dim"])
+            self.dim = dim
 
     def _load(self) -> None:
         for f in sorted(self.folder.glob("chunk-*.npz")):
