@@ -72,6 +72,7 @@ __all__ = [
     "SPECTRAL_MAX_ITEMS",
     "SPLIT_SEED",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "STAGING_PREFIX",
     "TEXT_MODEL",
     "THUMBNAIL_FORMAT",
     "THUMBNAIL_QUALITY",
@@ -277,3 +278,9 @@ EXPORT_FOLDER_META = "workbench-export.json"
 #: CSV/TSV cells starting with = + - @ tab or CR get a leading quote (OWASP CSV injection):
 #: spreadsheets open label exports, and label names are free text typed by anyone.
 EXPORT_CSV_SAFE = True
+
+# -- damaged files (project.py, _files.py) ----------------------------------------------------
+
+#: Staging folder a create builds the project in before moving it into place; hidden (folder
+#: loaders skip it) and named so that a user who finds one left by a kill knows what it is.
+STAGING_PREFIX = ".workbench-creating-"

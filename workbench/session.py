@@ -37,10 +37,10 @@ from ._config import (
     PROBE_MIN_LABELS,
     SPECTRAL_MAX_ITEMS,
 )
-from .items import as_vectors, demo_digits, digits_pixels
+from .items import as_vectors
 from .learn import Group, NotEnoughLabels, Predictions
 from .neighbors import KnnGraph, NeighborIndex, build_knn_graph
-from .project import Project
+from .project import Project, demo_project
 
 __all__ = ["Cluster", "Workbench"]
 
@@ -149,16 +149,24 @@ class Workbench:
         Its vectors are the digits' pixels (no model weights needed); each item keeps its
         true digit in the ``truth`` column so a demo can check itself.
         """
-        folder = Path(folder)
-        project = Project.open_or_create(
-            folder, lambda: demo_digits(folder / "data"), vectors=digits_pixels()
-        )
+        project = demo_project(folder)  # the same project `workbench demo FOLDER` makes
         return cls(project, **kw)
 
     @classmethod
-    def open(cls, folder: str | os.PathLike[str], **kw: Any) -> Workbench:
-        """Reopen a project folder: items, labels, vectors and caches come back."""
-        return cls(Project.open(folder), **kw)
+    def open(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        annotator: str | None = None,
+        read_only: bool | None = None,
+        **kw: Any,
+    ) -> Workbench:
+        """Reopen a project folder: items, labels, vectors and caches come back.
+
+        ``annotator`` and ``read_only`` go to :meth:`Project.open` (``read_only=None``:
+        read-only exactly when the folder is not writable); the rest to the constructor.
+        """
+        return cls(Project.open(folder, annotator=annotator, read_only=read_only), **kw)
 
     @classmethod
     def from_items(
@@ -233,8 +241,13 @@ class Workbench:
     def create(
         cls, folder: str | os.PathLike[str], items: pl.DataFrame, *, vectors: Any, **kw: Any
     ) -> Workbench:
-        """A new project from items (see :mod:`workbench.items`) and their vectors."""
-        return cls(Project.create(folder, items, vectors=vectors), **kw)
+        """A new project from items (see :mod:`workbench.items`) and their vectors.
+
+        All or nothing (see :meth:`Project.create`); vectors must be finite with no row of
+        all zeros (the error names the first such item).
+        """
+        return cls(Project.create(folder, items, vectors=vectors,
+                                  annotator=kw.pop("annotator", None)), **kw)
 
     # -- state ---------------------------------------------------------------------------------
 
