@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from comm.base_comm import BaseComm
 
+from workbench.labels import effective_labels
 from workbench.session import Workbench
-from workbench.widgets import WorkbenchApp
+from workbench.widgets import WorkbenchApp, _threads
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -35,6 +36,19 @@ def browser_says(widget, content):
                             "buffers": []})
 
 
+def browser_sets(widget, **state):
+    """Deliver a state update as the front end would: bytes travel as binary buffers."""
+    paths, buffers = [], []
+    for name, value in list(state.items()):
+        if isinstance(value, bytes):
+            paths.append([name])
+            buffers.append(memoryview(value))
+            state[name] = None
+    widget.comm.handle_msg({"content": {"data": {"method": "update", "state": state,
+                                                 "buffer_paths": paths}},
+                            "buffers": buffers})
+
+
 def custom(widget):
     return [(d["content"], b) for kind, d, b in widget.comm.sent
             if kind == "comm_msg" and d.get("method") == "custom"]
@@ -53,6 +67,19 @@ def app(demo_folder, tmp_path, monkeypatch):
     folder = tmp_path / "digits"
     shutil.copytree(demo_folder, folder)
     wb = Workbench.open(folder, background=False, layout="quick")
+    app = WorkbenchApp(wb)
+    yield app
+    app.close()
+    wb.close()
+
+
+@pytest.fixture
+def background_app(demo_folder, tmp_path, monkeypatch):
+    """An app over a session that retrains in a worker thread, as in a notebook."""
+    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
+    folder = tmp_path / "digits"
+    shutil.copytree(demo_folder, folder)
+    wb = Workbench.open(folder, background=True, layout="quick")
     app = WorkbenchApp(wb)
     yield app
     app.close()
@@ -221,3 +248,175 @@ def test_session_events_from_a_worker_thread_update_the_map(app):
     t.join()
     slot = next(c["slot"] for c in app.map.classes if c["name"] == "from worker")
     assert (app.map.codes("human")[members] == slot).all()
+
+
+LAYER_SOURCE = {1: "human", 2: "machine", 3: "predicted"}
+
+
+def label_two_classes(app):
+    wb = app.session
+    for k in range(2):  # 10 labels of 2 classes: the smallest set the probe trains on
+        app.label(f"c{k}", items=wb.clusters[k].members[:5])
+
+
+def test_colours_legend_cards_and_status_follow_the_one_label_rule(app):
+    wb = app.session
+    label_two_classes(app)
+    accepted = wb.clusters[2].members[:6]
+    assert app.accept_predictions(items=accepted) == 6
+    eff = effective_labels(wb.labels.state, wb.predictions)
+    assert set(eff.layer.tolist()) == {1, 2, 3}  # every layer is on the map
+    names = wb.labels.classes
+    slot = {c["id"]: c["slot"] for c in app.map.classes}
+
+    def codes(keep):
+        return np.array([slot.get(int(c), 0) if k else 0 for c, k in zip(eff.label, keep)])
+
+    np.testing.assert_array_equal(app.map.codes("human"), codes(eff.layer == 1))
+    np.testing.assert_array_equal(app.map.codes("machine"), codes(eff.layer >= 2))
+    for c in app.map.classes:
+        mine = eff.label == c["id"]
+        assert c["human"] == int((mine & (eff.layer == 1)).sum())
+        assert c["machine"] == int((mine & (eff.layer >= 2)).sum())
+    shown = np.r_[wb.clusters[0].members[:2], accepted[:2], np.flatnonzero(eff.layer == 3)[:2]]
+    app.selection = shown
+    cards = {c["index"]: c for c in app.gallery.cards}
+    for i in shown:
+        name = names[int(eff.label[i])]
+        assert cards[i]["label"] == name and cards[i]["source"] == LAYER_SOURCE[eff.layer[i]]
+        hover = app.thumbnail(int(i))["label"]
+        assert hover == (name if eff.layer[i] == 1 else f"{name} (machine)")
+    counts = [int((eff.layer == k).sum()) for k in (1, 2, 3)]
+    assert (f"labels: {counts[0]:,} human, {counts[1]:,} accepted, {counts[2]:,} predicted"
+            in app.panel.status.value)
+    assert set(app.labels[accepted]) == {names[int(eff.label[accepted[0]])]} or all(
+        app.labels[accepted] != None)  # noqa: E711 - accepted labels are labels
+
+
+def test_accept_predictions_is_one_action_and_one_undo(app):
+    wb = app.session
+    label_two_classes(app)
+    app.selection = np.ones(wb.n, bool)  # everything, as a mask
+    count = app.accept_predictions()
+    machine = wb.labels.state.machine
+    assert count > 100 and len(set(machine[machine >= 0].tolist())) == 2  # both classes
+    assert f"accepted {count} predictions" in app.panel.status.value
+    app.panel.undo.click()
+    assert (wb.labels.state.machine == -1).all()
+    assert (wb.labels.state.human >= 0).sum() == 10  # the human labels stay
+
+
+def test_export_result_and_error_reach_the_status_line(app):
+    app.label("a", items=[0, 1, 2])
+    app.panel.export.click()
+    target = app.session.project.path.parent / "digits-labels.parquet"
+    assert target.exists() and app.panel.error.value == ""
+    assert f"exported to {target}" in app.panel.status.value
+    app.panel.export.click()  # the button's own file: replaced, not refused
+    assert f"exported to {target}" in app.panel.status.value
+    target.unlink()
+    target.mkdir()  # something that is not our file is in the way
+    app.panel.export.click()
+    assert "export failed" in app.panel.status.value and app.panel.error.value
+    with pytest.raises(Exception, match="project"):  # never inside the project folder
+        app.export(app.session.project.path / "labels.parquet")
+    assert "export failed" in app.panel.status.value
+
+
+def test_status_shows_the_estimate_never_the_probe_accuracy(app, monkeypatch):
+    wb = app.session
+    label_two_classes(app)
+    assert wb.probe_accuracy is not None
+    status = app.panel.status.value
+    assert "probe" not in status
+    est = wb.estimate()
+    assert f"accuracy ≈ {est['accuracy']:.0%} ({est['low']:.0%}–{est['high']:.0%})" in status
+
+    def broken():
+        raise RuntimeError("no estimate today")
+
+    monkeypatch.setattr(wb, "estimate", broken)
+    app.label("c0", items=wb.clusters[3].members[:3])  # new predictions, no estimate
+    assert "accuracy" not in app.panel.status.value and "probe" not in app.panel.status.value
+    monkeypatch.setattr(wb, "estimate", None)  # a session without one
+    app.label("c1", items=wb.clusters[4].members[:3])
+    assert "accuracy" not in app.panel.status.value
+
+
+def test_status_is_current_after_wait(background_app):
+    app, wb = background_app, background_app.session
+    label_two_classes(app)
+    assert "running: retrain" in app.panel.status.value
+    wb.wait()
+    eff = effective_labels(wb.labels.state, wb.predictions)
+    status = app.panel.status.value
+    assert status.startswith("idle")
+    assert f"{int((eff.layer == 3).sum()):,} predicted" in status
+    assert "accuracy ≈" in status and "probe" not in status
+
+
+def test_status_is_current_after_wait_in_a_kernel(background_app, monkeypatch):
+    from tornado.ioloop import IOLoop
+
+    loop = IOLoop(make_current=False)  # the kernel's loop, busy with this cell
+    monkeypatch.setattr(_threads, "kernel_loop", lambda: loop)
+    app, wb = background_app, background_app.session
+    try:
+        label_two_classes(app)
+        wb.wait()  # the results wait for the loop, which runs after the cell
+        eff = effective_labels(wb.labels.state, wb.predictions)
+        status = app.status
+        assert status.startswith("idle")
+        assert f"{int((eff.layer == 3).sum()):,} predicted" in status
+        assert app.panel.status.value == status
+    finally:
+        loop.close()
+
+
+def test_masks_and_floats_name_exactly_their_items(app):
+    wb = app.session
+    n = wb.n
+    mask = np.zeros(n, bool)
+    mask[[10, 500, n - 1]] = True
+    app.label("m", items=mask)
+    assert np.flatnonzero(wb.labels.state.human >= 0).tolist() == [10, 500, n - 1]
+    app.selection = mask
+    assert app.selection.tolist() == [10, 500, n - 1]
+    app.label("f", items=[3.0, 4.0])
+    assert (wb.labels.state.human[[3, 4]] >= 0).all()
+    human = wb.labels.state.human.copy()
+    for bad, err in (([True, False], ValueError), (mask[:-1], ValueError),
+                     ([2.5], ValueError), ([-1], IndexError), ([n], IndexError),
+                     ([np.inf], ValueError), (np.ones((2, n), bool), ValueError)):
+        with pytest.raises(err):
+            app.label("bad", items=bad)
+        with pytest.raises(err):
+            app.selection = bad
+        with pytest.raises(err):
+            app.remove_labels(items=bad)
+        np.testing.assert_array_equal(wb.labels.state.human, human)
+        assert app.selection.tolist() == [10, 500, n - 1]
+    app.remove_labels(items=mask)
+    assert np.flatnonzero(wb.labels.state.human >= 0).tolist() == [3, 4]
+    browser_says(app.gallery, {"type": "drop", "index": 500.0})  # a whole float from JSON
+    assert app.selection.tolist() == [10, n - 1]
+
+
+def test_bad_traits_from_the_browser_leave_the_app_working(app):
+    wb = app.session
+    wb.create_class("one")
+    app.selection = [5, 6]
+    browser_sets(app.map, selection=np.array([5, 6, 7], np.uint32).tobytes()[:10])
+    browser_sets(app.map, selection=np.array([5, wb.n], np.uint32).tobytes())
+    browser_sets(app.map, n=10**9)
+    assert app.map.n == wb.n and app.selection.tolist() == [5, 6]
+    assert [c["index"] for c in app.gallery.cards] == [5, 6]
+    errors = [c for c, _ in custom(app.map) if c["type"] == "error"]
+    assert len(errors) == 3
+    browser_says(app.map, {"type": "label_key", "key": 1})
+    assert set(app.labels[[5, 6]]) == {"one"}
+    browser_sets(app.map, selection=np.array([8], np.uint32).tobytes())
+    assert [c["index"] for c in app.gallery.cards] == [8]
+    browser_says(app.map, {"type": "label_key", "key": 1})
+    assert app.labels[8] == "one"
+    assert app.map.codes("human")[[5, 6, 8]].min() > 0  # the map still updates

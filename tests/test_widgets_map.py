@@ -323,3 +323,101 @@ def test_call_on_main_marshals_worker_threads_onto_the_loop():
     # on the main thread, it runs at once
     call_on_main(lambda: ran_on.append("now"))
     assert ran_on[-1] == "now"
+
+
+def browser_sets(widget, **state):
+    """Deliver a state update as the front end would: bytes travel as binary buffers."""
+    paths, buffers = [], []
+    for name, value in list(state.items()):
+        if isinstance(value, (bytes, memoryview)):
+            paths.append([name])
+            buffers.append(memoryview(bytes(value)))
+            state[name] = None
+    widget.comm.handle_msg({"content": {"data": {"method": "update", "state": state,
+                                                 "buffer_paths": paths}},
+                            "buffers": buffers})
+
+
+def sent_state(widget):
+    """Trait values sent to the browser after opening: [(name, value or buffer)]."""
+    out = []
+    for kind, d, bufs in widget.comm.sent[1:]:
+        if kind == "comm_msg" and d.get("method") == "update":
+            for name, value in d["state"].items():
+                out.append((name, value))
+            for path, buf in zip(d.get("buffer_paths", []), bufs):
+                out.append((path[0], buf))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ({"selection": np.array([1, 2], np.uint32).tobytes()[:6]}, "multiple of 4 bytes"),
+        ({"selection": np.array([3, 500], np.uint32).tobytes()}, "out of range"),
+        ({"selection": np.array([2**32 - 1], np.uint32).tobytes()}, "out of range"),
+        ({"n": 10**9}, "cannot set 'n'"),
+        ({"coords": np.zeros(4, np.float32).tobytes()}, "cannot set 'coords'"),
+        ({"classes": [{"slot": 1}]}, "cannot set 'classes'"),
+        ({"color_by": "rainbow"}, "color_by"),
+        ({"lasso_type": 3}, "lasso_type"),
+    ],
+)
+def test_bad_trait_values_from_the_browser_are_refused(wire, coords, caplog, state, reason):
+    actions = []
+    m = ScatterMap(coords, on_action=actions.append)
+    m.select([7, 9])
+    before = {k: getattr(m, k) for k in ("selection", "n", "coords", "classes", "color_by",
+                                         "lasso_type")}
+    with caplog.at_level(logging.ERROR, logger="workbench.widgets"):
+        browser_sets(m, **state)
+    assert reason in caplog.text
+    reply, _ = wire(m)[-1]
+    assert reply["type"] == "error" and reason in reply["message"]
+    assert {k: getattr(m, k) for k in before} == before  # no state change
+    name = next(iter(state))
+    assert name in [k for k, _ in sent_state(m)]  # the browser gets our value back
+    # and everything keeps working afterwards
+    assert m.selected.tolist() == [7, 9]
+    browser_sets(m, selection=np.array([4, 1], np.uint32).tobytes())
+    assert m.selected.tolist() == [4, 1]
+    assert m.update(human=np.r_[np.ones(3, int), np.zeros(497, int)]) > 0
+    browser_says(m, {"type": "label_key", "key": 2})
+    assert actions == [{"type": "label_key", "key": 2}]
+    m.select([499])
+    assert m.selected.tolist() == [499]
+
+
+def test_map_positions_masks_and_floats(wire, coords):
+    m = ScatterMap(coords)
+    mask = np.zeros(500, bool)
+    mask[[0, 250, 499]] = True
+    m.select(mask)
+    assert m.selected.tolist() == [0, 250, 499]
+    m.select([3.0, 1.0])
+    assert m.selected.tolist() == [1, 3]
+    for bad, err in (([True, False], ValueError), ([2.5], ValueError), ([-1], IndexError),
+                     ([500], IndexError), ([np.nan], ValueError), (["a"], ValueError)):
+        with pytest.raises(err):
+            m.select(bad)
+        assert m.selected.tolist() == [1, 3]
+    browser_says(m, {"type": "thumb", "id": "f", "index": 4.0})  # JSON may carry 4.0
+    reply, _ = wire(m)[-1]
+    assert reply["type"] == "error" and "no thumbnails" in reply["message"]  # index accepted
+
+
+def test_gallery_page_from_the_browser_is_kept_in_range(wire, caplog):
+    g = Gallery(describe=lambda idx: [{"index": int(i), "kind": "text", "text": "",
+                                       "label": "", "source": ""} for i in idx], page_size=4)
+    g.show(np.arange(10))
+    browser_sets(g, page=10**9)
+    assert g.page == 2 and [c["index"] for c in g.cards] == [8, 9]
+    assert ("page", 2) in sent_state(g)  # the browser is told the page it is on
+    browser_sets(g, page=-5)
+    assert g.page == 0 and [c["index"] for c in g.cards] == [0, 1, 2, 3]
+    with caplog.at_level(logging.ERROR, logger="workbench.widgets"):
+        browser_sets(g, total=10**9, cards=[{"index": 99}])
+    assert "cannot set 'total'" in caplog.text and "cannot set 'cards'" in caplog.text
+    assert g.total == 10 and [c["index"] for c in g.cards] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="boolean mask"):
+        Gallery(describe=lambda idx: [], n=10).show([True, False])

@@ -195,13 +195,27 @@ class WorkbenchApp(w.VBox):
         self._refresh_status()
         return count
 
-    def export(self, path: str | Path | None = None) -> Path:
-        """Export the labels (default ``labels.parquet`` in the project folder); the status
-        line says where, or why it failed."""
-        target = Path(path) if path is not None else (
-            Path(self.session.project.path) / "labels.parquet")
+    def export(self, path: str | Path | None = None, **options: Any) -> Path:
+        """Export the labels with ``Workbench.export`` (``options`` go to it); the status
+        line says where, or why it failed.
+
+        Default ``path``: ``<project>-labels.parquet`` beside the project folder (exports
+        never go inside it), replaced by each export from the button.
+        """
+        if path is None:
+            folder = Path(self.session.project.path)
+            target = folder.parent / f"{folder.name}-labels.parquet"
+            if target.exists() and not target.is_file():
+                # Only our own file is replaced: a folder in the way is the person's.
+                self._message = (f"export failed: {target} exists and is not a file; move "
+                                 "it or export elsewhere (app.export(path))")
+                self._refresh_status()
+                raise FileExistsError(self._message)
+            options.setdefault("overwrite", True)
+        else:
+            target = Path(path)
         try:
-            out = Path(self.session.export(target))
+            out = Path(self.session.export(target, **options))
         except Exception as e:
             self._message = f"export failed: {e}"
             self._refresh_status()

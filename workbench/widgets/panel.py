@@ -106,7 +106,7 @@ class ControlPanel(w.VBox):
             "label next", "the cluster core, or the page of items, worth labelling next")
         self.queue_errors = _button("suspected errors", "human labels that look wrong")
         self.clear = _button("clear selection")
-        self.export = _button("export", "write labels.parquet in the project folder")
+        self.export = _button("export", "write <project>-labels.parquet beside the project folder")
         self.accept = _button("accept predictions",
                               "record the selection's predictions as machine labels")
         self.status = w.Label(value="idle")
