@@ -190,7 +190,7 @@ def _backup_sqlite(src: Path, dest: Path) -> None:
     except ImportError:  # pragma: no cover
         backup = None
     if backup is not None:
-        log = EventLog(src)
+        log = EventLog(src, create=False)  # a missing log is an error, never a new file
         try:
             log.backup(dest)
         finally:
