@@ -43,6 +43,7 @@ __all__ = ["LabelState", "LabelStore"]
 
 NO_LABEL = -1
 _SOURCE_CODE = {s: i for i, s in enumerate(LABEL_SOURCES)}
+_CLASS_KINDS = ("create_class", "rename_class", "merge_classes", "delete_class")
 
 
 @dataclass
@@ -576,7 +577,7 @@ class LabelStore:
         classes = LabelState(0)
         empty = np.zeros(0, np.int64)
         for action in self._actions.values():
-            if action.batch not in undone:
+            if action.batch not in undone and action.kind in _CLASS_KINDS:
                 classes.apply(action, empty)
         before = _repeated(self.state.classes.values())
         for name in _repeated(classes.classes.values()) - before:

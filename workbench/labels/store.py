@@ -240,6 +240,12 @@ class EventLog:
         except sqlite3.DatabaseError as exc:
             if _code(exc) in _WRITE_FAILURES and not self.read_only:
                 raise self._write_error(exc) from exc
+            if _code(exc) in _WRITE_FAILURES:
+                raise LabelLogError(
+                    f"cannot read the label log {self.path} read-only ({exc}): SQLite needs "
+                    "its -shm file beside a WAL database; copy the project folder to a place "
+                    "you may write, or open it from there"
+                ) from exc
             raise LabelLogError(
                 f"the label log {self.path} is damaged or not a label log ({exc}); "
                 f"{_RESTORE_HINT}"
