@@ -19,7 +19,7 @@ from PIL import Image
 from workbench.thumbnails import ThumbnailCache, ThumbnailError, make_thumbnail
 from workbench.widgets import Gallery, ScatterMap
 from workbench.widgets._palette import ClassSlots
-from workbench.widgets._threads import call_on_main
+from workbench.widgets._threads import OffMainThread, call_on_main
 from workbench.widgets.scatter import normalize_coords
 
 
@@ -421,3 +421,41 @@ def test_gallery_page_from_the_browser_is_kept_in_range(wire, caplog):
     assert g.total == 10 and [c["index"] for c in g.cards] == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="boolean mask"):
         Gallery(describe=lambda idx: [], n=10).show([True, False])
+
+
+def test_off_main_thread_work_is_applied_on_the_main_loop_newest_first():
+    from tornado.ioloop import IOLoop
+
+    loop = IOLoop(make_current=False)
+    started, release = threading.Event(), threading.Event()
+    computed, applied = [], []
+
+    def compute(k):
+        computed.append((k, threading.current_thread() is threading.main_thread()))
+        if k == 1:
+            started.set()
+            release.wait(10)
+        return k * 10
+
+    job = OffMainThread(compute, lambda r: applied.append(
+        (r, threading.current_thread().name)), loop=loop)
+    job.submit(1)
+    assert started.wait(10)
+    job.submit(2)
+    job.submit(3)  # supersedes 2 before it starts, and 1 while it runs
+    assert job.busy
+    release.set()
+    job._job.wait(10)
+    assert applied == []  # results wait for the main thread's loop
+    loop.add_callback(loop.stop)
+    loop.start()
+    assert applied == [(30, threading.main_thread().name)] and not job.busy
+    assert [k for k, _ in computed] == [1, 3] and not any(main for _, main in computed)
+    errors = []
+    failing = OffMainThread(lambda: 1 / 0, applied.append, on_error=errors.append, loop=loop)
+    failing.submit()
+    failing.wait(10)  # on the main thread, wait also applies
+    assert isinstance(errors[0], ZeroDivisionError) and not failing.busy
+    job.close()
+    failing.close()
+    loop.close()

@@ -110,12 +110,12 @@ class WorkbenchApp(w.VBox):
 
     @property
     def selection(self) -> np.ndarray:
-        """(K,) int64 positions of the selected items; assign positions to select."""
+        """(K,) int64 positions of the selected items; assign positions, item ids or an
+        (N,) boolean mask to select (checked as in :meth:`label`)."""
         return self.map.selected
 
     @selection.setter
     def selection(self, items: Any) -> None:
-        """Positions, item ids or an (N,) boolean mask (see :meth:`label`)."""
         self.map.select(self._positions(items))
 
     @property

@@ -40,7 +40,8 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         ``redo``, ``relabel`` (``index``, ``slot``; slot 0 removes the label) and ``drop``
         (``index``), called after validation.
     page_size : cards per page (default ``GALLERY_PAGE_SIZE``).
-    n : number of items in the collection, when known: :meth:`show` then checks positions.
+    n : number of items in the collection, when known: positions are checked against it
+        (without it, only that they are whole and not negative; a mask needs it).
 
     The browser sets only ``page`` (kept within the pages there are).
     """
@@ -68,7 +69,7 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._n = n
+        self._limit = int(n) if n is not None else int(np.iinfo(np.int64).max)
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
         self.page_size = int(page_size)
@@ -87,10 +88,7 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
     def show(self, items: Any, *, title: str | None = None, page: int = 0) -> None:
         """Show ``items`` (positions, see
         :func:`~workbench.widgets._positions.as_positions`), starting at ``page``."""
-        if self._n is not None:
-            self._items = as_positions(items, self._n)
-        else:
-            self._items = np.asarray(items if items is not None else [], dtype=np.int64).ravel()
+        self._items = as_positions(items, self._limit)
         if title is not None:
             self.title = title
         self.total = int(self._items.size)
@@ -127,7 +125,7 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         if kind in ("thumb", "relabel", "drop"):
             idx = content.get("index")
             try:
-                pos = as_position(idx, np.iinfo(np.int64).max if self._n is None else self._n)
+                pos = as_position(idx, self._limit)
             except (ValueError, IndexError):
                 pos = -1
             if pos < 0 or not np.any(self._items == pos):
