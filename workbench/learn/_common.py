@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NotEnoughLabels", "Predictions", "check_labels", "labelled_classes"]
+from .._config import MANY_CLASSES
+
+__all__ = [
+    "NotEnoughLabels",
+    "Predictions",
+    "check_labels",
+    "labelled_classes",
+    "warn_if_many_classes",
+]
 
 
 class NotEnoughLabels(ValueError):
@@ -103,3 +112,20 @@ def labelled_classes(labels: np.ndarray, *, what: str, min_per_class: int = 1) -
             f"{int(classes[counts.argmin()])} has {int(counts.min())}."
         )
     return classes.astype(np.int64)
+
+
+def warn_if_many_classes(n_classes: int, what: str) -> None:
+    """``warnings.warn`` (a ``UserWarning``, shown once per class count and caller by
+    Python's default filter) when ``n_classes`` exceeds ``MANY_CLASSES``.
+
+    ``what`` names the model in the message (e.g. "label propagation").
+    """
+    if n_classes > MANY_CLASSES:
+        warnings.warn(
+            f"{what} over {n_classes} classes (more than {MANY_CLASSES}): each retrain's "
+            f"time and memory grow with the class count (every model keeps an "
+            f"(items x classes) float32 table, {n_classes * 4 / 1000:.1f} MB per 1,000 "
+            "items). Merge rare classes, or label in stages, if retrains get slow.",
+            UserWarning,
+            stacklevel=3,
+        )

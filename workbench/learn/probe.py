@@ -14,17 +14,19 @@ import os
 import numpy as np
 
 from .._config import (
+    PROBE_BATCH_CELLS,
     PROBE_CV_FOLDS,
     PROBE_KFOLD_MAX_LABELS,
     PROBE_L2_GRID,
     PROBE_MAX_ITER,
     PROBE_SCORE_BLOCK_ROWS,
+    PROBE_SELECT_CELLS,
     PROBE_SELECT_LABELS,
     SPLIT_SEED,
 )
 from ..embed.device import best_device
 from ..items import as_vectors
-from ._common import Predictions, check_labels, labelled_classes
+from ._common import Predictions, check_labels, labelled_classes, warn_if_many_classes
 
 __all__ = ["LinearProbe", "best_device", "probe_predictions"]
 
@@ -95,6 +97,7 @@ class LinearProbe:
         x = as_vectors(vectors)
         labels = check_labels(labels, x.shape[0])
         self.classes_ = labelled_classes(labels, what="the linear probe")
+        warn_if_many_classes(self.classes_.size, "the linear probe")
         self.device_ = self.device or best_device()
         self.mean_, std = _column_mean_std(x)
         self.scale_ = np.where(std > 1e-8, 1.0 / np.maximum(std, 1e-8), 0.0).astype(np.float32)
@@ -116,7 +119,11 @@ class LinearProbe:
         xt_all = torch.as_tensor(xl, device=dev)
         yt_all = torch.as_tensor(y, device=dev)
         sel = np.arange(n)
-        many = self.cv == "auto" and n > PROBE_KFOLD_MAX_LABELS
+        many = self.cv == "auto" and (
+            n > PROBE_KFOLD_MAX_LABELS
+            # k folds x the grid x the classes would cost many retrains: one split instead
+            or n * c * len(grid) * PROBE_CV_FOLDS > PROBE_SELECT_CELLS
+        )
         if many and n > PROBE_SELECT_LABELS:
             # Many labels: choose L2 on one held-out split of a subsample (the choice is
             # stable by then), rescaled to the full count (mean loss: L2 ∝ 1/n for the same
@@ -130,7 +137,7 @@ class LinearProbe:
         if folds.shape[0]:
             train = np.repeat(~folds, len(grid), axis=0)  # (F*G, n), fold-major
             l2 = np.tile(np.asarray(grid), folds.shape[0])
-            w, b = _fit_batched(torch, xt, yt, c, train, l2, self.max_iter)
+            w, b = _fit_in_batches(torch, xt, yt, c, train, l2, self.max_iter)
             with torch.no_grad():
                 logits = torch.einsum("nd,pdc->pnc", xt, w) + b[:, None, :]  # (F*G, n, C)
             logits = logits.reshape(folds.shape[0], len(grid), sel.size, c)
@@ -186,11 +193,17 @@ class LinearProbe:
         return out
 
     def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
-        """(N, C) float32 calibrated class probabilities (columns = ``classes_``)."""
-        z = self.decision_function(vectors) / self.temperature_
+        """(N, C) float32 calibrated class probabilities (columns = ``classes_``).
+
+        Computed in place in the logits' array: the answer is the only (N, C) array made
+        (at 100k items x 1,000 classes each copy would be 400 MB).
+        """
+        z = self.decision_function(vectors)
+        z /= np.float32(self.temperature_)
         z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
 
     def predict(self, vectors: np.ndarray) -> np.ndarray:
         """(N,) int64 predicted class ids."""
@@ -239,7 +252,10 @@ def _fold_masks(y: np.ndarray, cv: int | str, seed: int, *, single: bool = False
         return np.zeros((0, n), bool)
     if single or (cv == "auto" and n > PROBE_KFOLD_MAX_LABELS):
         counts = np.bincount(y)
-        strat = y if counts[counts > 0].min() >= 2 else None
+        present = int((counts > 0).sum())
+        # Stratify when every class can be in both parts (train_test_split refuses a
+        # held-out part smaller than the number of classes).
+        strat = y if counts[counts > 0].min() >= 2 and 0.2 * n >= present else None
         _, test = train_test_split(np.arange(n), test_size=0.2, random_state=seed, stratify=strat)
         m = np.zeros((1, n), bool)
         m[0, test] = True
@@ -259,6 +275,25 @@ def _fold_masks(y: np.ndarray, cv: int | str, seed: int, *, single: bool = False
         m[test] = True
         masks.append(m)
     return np.stack(masks)
+
+
+def _fit_in_batches(torch, x, y, c: int, train: np.ndarray, l2: np.ndarray, max_iter: int):
+    """:func:`_fit_batched` over as many problems at a time as ``PROBE_BATCH_CELLS`` allows.
+
+    One L-BFGS run over P problems moves (n, P, C) logits at every step and stops only when
+    all P have converged: with few classes that is cheap and fits the whole grid at once
+    (one batch, as before); with hundreds of classes it is what made choosing the L2
+    strength cost minutes (20k items, 1,000 classes, 2,000 labels: 180 s for the 25
+    problems at once against ~1 s for one), so the problems go in smaller batches.
+    Returns W (P, D, C) and b (P, C) tensors.
+    """
+    p, n = train.shape
+    per = max(1, int(PROBE_BATCH_CELLS // max(n * c, 1)))
+    if per >= p:
+        return _fit_batched(torch, x, y, c, train, l2, max_iter)
+    parts = [_fit_batched(torch, x, y, c, train[i:i + per], l2[i:i + per], max_iter)
+             for i in range(0, p, per)]
+    return torch.cat([w for w, _ in parts]), torch.cat([b for _, b in parts])
 
 
 def _fit_batched(torch, x, y, c: int, train: np.ndarray, l2: np.ndarray, max_iter: int,
