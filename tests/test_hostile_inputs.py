@@ -110,3 +110,48 @@ def test_very_long_and_nul_text_items_are_stored_as_given(tmp_path):
     again = Project.open(tmp_path / "p")
     assert again.items["source"].to_list() == df["text"].to_list()
     again.close()
+
+
+# A FIFO blocks whoever opens it until a writer comes; /dev/zero never ends. Both must be
+# skipped without being read, by the image check and by the embedding's content hashing.
+# Run in a child process so that a hang fails the test instead of stopping the suite.
+_SPECIAL_FILES = '''
+import os, sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+from workbench.embed import CallableEmbedder, embed_items
+from workbench.items import check_images, from_table
+from workbench.project import Project
+
+root = Path(sys.argv[1])
+(root / "imgs").mkdir()
+Image.new("RGB", (8, 8), (200, 10, 10)).save(root / "imgs" / "good.png")
+os.mkfifo(root / "imgs" / "pipe.png")
+os.symlink("/dev/zero", root / "imgs" / "zero.png")
+(root / "t.csv").write_text("path\\nimgs/good.png\\nimgs/pipe.png\\nimgs/zero.png\\n")
+items = from_table(root / "t.csv")
+kept, report = check_images(items)
+print("check", kept["id"].to_list(), sorted(report.skipped.values()))
+emb = CallableEmbedder(lambda b: np.ones((len(b), 3), np.float32), name="ones")
+result = embed_items(items, emb, cache_dir=root / "cache", progress=False, num_workers=0)
+print("embed", result.ids, sorted(result.skipped.values()))
+with Project.create(root / "p", items) as p:
+    print("project", p.items["id"].to_list(), sorted(p.skipped.skipped))
+'''
+
+
+@pytest.mark.slow  # the child imports torch for the embedding's data loader
+def test_fifo_and_dev_zero_in_a_table_are_skipped_not_read(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _SPECIAL_FILES, str(tmp_path)],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    fifo = "not a regular file (a FIFO (named pipe)); images are read only from regular files"
+    device = "not a regular file (a device); images are read only from regular files"
+    assert out["check"] == f"{['row-0']} {sorted([device, fifo])}"
+    assert out["embed"] == f"{['row-0']} {sorted([device, fifo])}"
+    assert out["project"] == f"{['row-0']} {['row-1', 'row-2']}"

@@ -66,13 +66,18 @@ class FileKeys:
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError as e:
-            # Only a memo: a damaged one is dropped and rebuilt by hashing the files again.
-            log.warning("the file-key memo %s is damaged (%s); starting it afresh (it is a "
-                        "cache, safe to delete)", self.path, e)
-            for f in (self.path, *(self.path.with_name(self.path.name + s)
-                                   for s in ("-wal", "-shm"))):
-                f.unlink(missing_ok=True)
-            self._db = self._connect()
+            self._start_afresh(e, connected=False)
+
+    def _start_afresh(self, error: Exception, *, connected: bool = True) -> None:
+        # Only a memo: a damaged one is dropped and rebuilt by hashing the files again.
+        log.warning("the file-key memo %s is damaged (%s); starting it afresh (it is a "
+                    "cache, safe to delete)", self.path, error)
+        if connected:
+            self._db.close()
+        for f in (self.path, *(self.path.with_name(self.path.name + s)
+                               for s in ("-wal", "-shm"))):
+            f.unlink(missing_ok=True)
+        self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
@@ -91,12 +96,16 @@ class FileKeys:
 
     def keys(self, paths: Sequence[str]) -> tuple[list[bytes | None], dict[int, str]]:
         """Content keys of ``paths``: (keys with None where unreadable, {position: reason})."""
-        memo = {
-            row[0]: row[1:]
-            for row in self._db.execute(
-                "SELECT path, size, mtime_ns, ctime_ns, inode, key FROM file_keys"
-            )
-        } if paths else {}
+        try:
+            memo = {
+                row[0]: row[1:]
+                for row in self._db.execute(
+                    "SELECT path, size, mtime_ns, ctime_ns, inode, key FROM file_keys"
+                )
+            } if paths else {}
+        except sqlite3.DatabaseError as e:
+            self._start_afresh(e)
+            memo = {}
         out: list[bytes | None] = []
         problems: dict[int, str] = {}
         fresh = []
@@ -117,8 +126,9 @@ class FileKeys:
                 continue
             status = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
             known = memo.get(path)
-            if known is not None and tuple(known[:4]) == status:
-                out.append(bytes(known[4]))
+            if (known is not None and tuple(known[:4]) == status
+                    and isinstance(known[4], bytes) and len(known[4]) == KEY_BYTES):
+                out.append(known[4])
                 continue
             try:
                 key = _file_digest(path)
@@ -129,10 +139,13 @@ class FileKeys:
             out.append(key)
             fresh.append((path, *status, key))
         if fresh:
-            with self._db:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO file_keys VALUES (?, ?, ?, ?, ?, ?)", fresh
-                )
+            try:
+                with self._db:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO file_keys VALUES (?, ?, ?, ?, ?, ?)", fresh
+                    )
+            except sqlite3.DatabaseError as e:
+                self._start_afresh(e)
         return out, problems
 
     def close(self) -> None:
