@@ -3,6 +3,7 @@ and neither ``export`` nor ``info`` creates a file in the project."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,22 @@ def test_cli_writes_the_rows_the_api_writes(session, suffix):
     assert a.height > 32  # live predictions, not only the 32 human labels
     assert set(a["layer"]) == {"human", "predicted"}
     assert a.equals(b)
+
+
+def test_api_metadata_holds_the_session_estimate_or_null(session, monkeypatch):
+    root, wb = session
+    out = wb.export(root / "estimate.parquet", include="all", min_confidence=0.9)
+    meta = json.loads(Path(f"{out}.meta.json").read_text(encoding="utf-8"))
+    assert meta["counts"]["human"] == 32 and meta["counts"]["predicted"] > 0
+    if callable(getattr(wb, "estimate", None)):
+        assert isinstance(meta["estimate"], dict)
+
+    def broken(**_kw):
+        raise RuntimeError("no fit")
+
+    monkeypatch.setattr(wb, "estimate", broken, raising=False)
+    out = wb.export(root / "no-estimate.parquet")
+    assert json.loads(Path(f"{out}.meta.json").read_text(encoding="utf-8"))["estimate"] is None
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

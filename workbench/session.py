@@ -528,8 +528,8 @@ class Workbench:
         least ``min_confidence``. ``format``: parquet, csv, tsv, jsonl (default: the file
         suffix), imagefolder or hf (``mode``, ``split``, ``seed``: ImageFolder only).
         Refuses a path inside a project folder, and an existing file or non-empty folder
-        unless ``overwrite``; writes metadata alongside (with :meth:`estimate` when there
-        is one). See :func:`workbench.export.export_project`.
+        unless ``overwrite``; writes metadata alongside (with :meth:`estimate`, at this
+        ``min_confidence`` for ``include="all"``). See :func:`workbench.export.export_project`.
         """
         from .export import export_project
 
@@ -537,7 +537,11 @@ class Workbench:
         compute = getattr(self, "estimate", None)
         if callable(compute):
             try:
-                estimate = compute()
+                try:  # its machine figures then describe the machine labels exported
+                    estimate = (compute(min_confidence=float(min_confidence))
+                                if include == "all" else compute())
+                except TypeError:
+                    estimate = compute()
             except Exception as e:  # the export is still worth having without it
                 log.warning("export: no accuracy estimate (%s)", e)
         return export_project(

@@ -113,6 +113,10 @@ def _store_in_project(project: Any, result: Any, embedder: Any,
     spec = None if (args.pretrained or args.checkpoint) else (
         args.model or ("text" if embedder.kind == "text" else "clip"))
     meta = dict(project.meta)
+    before = (meta.get("embedder") or {}).get("name")
+    if (project.path / "vectors.npy").exists() and before != embedder.name:
+        print(f"replacing the project's vectors (model {before or 'unknown'}) with "
+              f"{embedder.name}'s")
     meta["embedder"] = {"name": embedder.name, "spec": spec}
     save_npy(project.path / "vectors.npy", vectors)
     atomic_write(project.path / PROJECT_FILE, lambda p: Path(p).write_text(
