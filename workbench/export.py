@@ -143,9 +143,9 @@ def labelled_table(
     if include == "all":
         keep |= (eff.layer >= ACCEPTED) & (eff.confidence >= float(min_confidence))
     idx = np.flatnonzero(keep)
-    names = store.state.classes
-    labels = [names[int(c)] for c in eff.label[idx]]
-    order = {name: i for i, name in enumerate(sorted(set(labels)))}
+    labels = pl.Series(eff.label[idx], dtype=pl.Int64).replace_strict(
+        dict(store.state.classes), return_dtype=pl.String).cast(pl.String)  # 0 classes
+    order = {name: i for i, name in enumerate(sorted(labels.unique().to_list()))}
     actions = store.table().select("annotator", "time")[idx]
     rows = pl.Series(idx, dtype=pl.UInt32)
     # Live predictions were never logged: no annotator, no time.
@@ -154,10 +154,11 @@ def labelled_table(
         {
             "id": project.items["id"].gather(rows),
             "source": project.items["source"].gather(rows),
-            "label": pl.Series(labels, dtype=pl.String),
-            "label_id": pl.Series([order[n] for n in labels], dtype=pl.Int64),
+            "label": labels,
+            "label_id": labels.replace_strict(order, return_dtype=pl.Int64).cast(pl.Int64),
             "label_source": pl.Series(eff.source[idx].tolist(), dtype=pl.String),
-            "layer": pl.Series([LAYERS[k] for k in eff.layer[idx]], dtype=pl.String),
+            "layer": pl.Series(eff.layer[idx], dtype=pl.Int64).replace_strict(
+                dict(enumerate(LAYERS)), return_dtype=pl.String),
             "confidence": pl.Series(eff.confidence[idx], dtype=pl.Float64),
             "annotator": actions["annotator"],
             "time": actions["time"].dt.replace_time_zone("UTC"),
