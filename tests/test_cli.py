@@ -54,6 +54,18 @@ def test_errors_are_one_clear_line(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_every_option_has_help_text():
+    import argparse
+
+    from workbench.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.dest}" for name, parser in sub.choices.items()
+               for action in parser._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert missing == []
+
+
 def small_project(folder: Path):
     from workbench.items import from_vectors
     from workbench.project import Project

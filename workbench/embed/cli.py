@@ -26,8 +26,8 @@ _PLAIN_CACHE = ".workbench-cache"  # hidden, so a folder load never reads it as 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``embed`` subcommand on an ``argparse`` subparsers object."""
     p = subparsers.add_parser(
-        "embed", help="embed a project's items (or a folder of images, or a table) into "
-        "the cache",
+        "embed", help="embed a project's items (written to its vectors.npy, ready for "
+        "Workbench.open), or a folder of images or a table (into its cache)",
         description=__doc__.splitlines()[0],
     )
     p.add_argument("path", help="a project folder, a folder of images, or a .csv/.parquet table")
@@ -37,7 +37,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default=None, help="CLIP pretrained tag or weights file")
     p.add_argument("--checkpoint", default=None, help="DINOv2 weights file")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="items per forward pass (default: 32 on CPU, 256 on a GPU)")
     p.add_argument("--workers", type=int, default=None, help="decode worker processes")
     p.add_argument("--cache-dir", default=None,
                    help=f"cache folder (default: the project's cache, or PATH/{_PLAIN_CACHE})")
