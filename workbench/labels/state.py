@@ -180,7 +180,11 @@ class LabelStore:
         self._depth = 0          # nesting of open batch() blocks (owning thread only)
         self._staged = False     # rows of the open batch already folded into the state
         self._reset()
-        self.refresh()
+        try:
+            self.refresh()
+        except BaseException:
+            self.log.close()
+            raise
 
     def _reset(self) -> None:
         """Forget everything derived; the next refresh replays the log from the start."""
@@ -250,12 +254,13 @@ class LabelStore:
                 rebuild |= self._replay_undo(action)
             elif action.kind == "redo":
                 members = self._replay_redo(action)
-                if members and not rebuild:
-                    if self._newest_applied(outside=action.target) < members[0]:
-                        for aid in members:  # the batch is the newest: fold it on top
-                            self.state.apply(self._actions[aid], self._idx[aid])
-                    else:
-                        rebuild = True
+                if not members or rebuild:
+                    continue
+                if self._newest_applied(outside=members[0]) < members[0]:
+                    for aid in members:  # the batch is the newest: fold it on top
+                        self.state.apply(self._actions[aid], self._idx[aid])
+                else:
+                    rebuild = True
             else:
                 self._add(action)
                 if not rebuild:
