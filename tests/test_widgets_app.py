@@ -218,6 +218,10 @@ def test_predictions_recolour_and_status(app):
     app.color_by = "review"  # ranks label issues in a worker thread
     app.wait()
     assert app.map.codes("review").max() >= 1
+    app.show_queue("errors")  # the same fit, for the queue: the selection follows
+    app.wait()
+    assert app.gallery.title == "Suspected label errors" and app.selection.size == 10
+    assert (wb.labels.state.human[app.selection] >= 0).all()
 
 
 def test_queues_search_and_more_like_this(app):
