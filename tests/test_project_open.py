@@ -119,7 +119,7 @@ def test_read_only_open_creates_nothing_and_refuses_writes(project_dir, tmp_path
         assert p.read_only
         assert p.labels.class_names == ["cat"]
         assert p.vectors().shape == (40, 6)
-        assert not p.cache_dir.exists()
+        assert project_dir not in p.cache_dir.parents  # a private folder, gone on close
         out = export_table(p, tmp_path / "out.csv")
         assert out.exists()
         with pytest.raises(RuntimeError, match=r"read.only"):
@@ -177,4 +177,26 @@ def test_a_project_on_a_read_only_folder_opens_read_only_by_itself(project_dir, 
     assert "read_only True ['cat']" in r.stdout
     assert "refused:" in r.stdout and "read" in r.stdout.split("refused:")[1]
     assert (out / "out.csv").exists()
+    assert listing(project_dir) == before
+
+
+def test_a_read_only_session_computes_in_a_private_cache(project_dir):
+    from workbench.session import Workbench
+
+    def session(**kw):
+        return Workbench.open(project_dir, background=False, layout="quick", **kw)
+
+    shutil.rmtree(project_dir / "cache")
+    before = listing(project_dir)
+    wb = session(read_only=True)  # no cache yet: computed in a private folder
+    graph, shadow = wb.graph, wb.project.cache_dir
+    assert wb.project.read_only and any(shadow.glob("knn-*.json"))
+    wb.close()
+    assert not shadow.exists() and listing(project_dir) == before
+    session().close()  # writable: fills the project's cache
+    before = listing(project_dir)
+    assert any((project_dir / "cache").glob("knn-*.json"))
+    wb = session(read_only=True)  # reads the cache through links, writes nothing there
+    assert np.array_equal(wb.graph.indices, graph.indices)
+    wb.close()
     assert listing(project_dir) == before

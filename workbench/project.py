@@ -119,6 +119,7 @@ class Project:
         self.items = _read_items(self.path / ITEMS_FILE)
         self.skipped = LoadReport(_read_skipped(self.path / SKIPPED_FILE))
         self._snapshot: tempfile.TemporaryDirectory[str] | None = None
+        self._shadow_cache: tempfile.TemporaryDirectory[str] | None = None
         self.labels = self._open_labels(annotator)
 
     def _open_labels(self, annotator: str | None) -> LabelStore:
@@ -283,13 +284,18 @@ class Project:
     def cache_dir(self) -> Path:
         """Folder for derived data (embeddings, index, graph, layout, thumbnails).
 
-        Created on first use, except in a read-only project (where caches that cannot be
-        written are simply rebuilt in memory).
+        ``PROJECT/cache``, created on first use. In a read-only project, a private temporary
+        folder mirroring it instead (its files linked, so cached entries are reused): what
+        is computed meanwhile goes there and vanishes on :meth:`close`.
         """
         d = self.path / "cache"
         if not self.read_only:
             d.mkdir(exist_ok=True)
-        return d
+            return d
+        if self._shadow_cache is None:
+            self._shadow_cache = tempfile.TemporaryDirectory(prefix="workbench-cache-")
+            _mirror(d, Path(self._shadow_cache.name))
+        return Path(self._shadow_cache.name)
 
     @property
     def n(self) -> int:
@@ -321,16 +327,16 @@ class Project:
                     "Workbench.open(PROJECT, vectors=...)")
         spec = (self.meta.get("embedder") or {}).get("spec") or "MODEL"
         return (
-            f"re-embed the items with `workbench embed {self.path} --model {spec} --out "
-            "vectors.npz` (vectors already computed come from the cache) and open with "
-            "Workbench.open(PROJECT, vectors=numpy.load('vectors.npz')['vectors'])"
+            f"re-embed the items with `workbench embed {self.path} --model {spec}`, which "
+            "writes vectors.npy again (vectors already computed come from the cache)"
         )
 
     def close(self) -> None:
         self.labels.close()
-        if self._snapshot is not None:
-            self._snapshot.cleanup()
-            self._snapshot = None
+        for tmp in (self._snapshot, self._shadow_cache):
+            if tmp is not None:
+                tmp.cleanup()
+        self._snapshot = self._shadow_cache = None
 
     def __enter__(self) -> Project:
         return self
@@ -436,6 +442,28 @@ def _check_label_log(f: Path) -> None:
         raise ProjectError(f"the label log {f} is empty (zero bytes): {restore}")
     if head != _SQLITE_MAGIC:
         raise ProjectError(f"the label log {f} is not an SQLite database: {restore}")
+
+
+def _mirror(source: Path, target: Path) -> None:
+    """Recreate ``source``'s folders under ``target`` with symbolic links to its files.
+
+    Writers replace a file by renaming over its name, which replaces the link, never the
+    linked file; thumbnails (many, cheap to remake) are left out.
+    """
+    if not source.is_dir():
+        return
+    for entry in source.iterdir():
+        if ".sqlite" in entry.name:  # SQLite would write through a link: left to rebuild
+            continue
+        try:
+            if entry.is_dir():
+                if entry.name != "thumbnails":
+                    (target / entry.name).mkdir()
+                    _mirror(entry, target / entry.name)
+            else:
+                (target / entry.name).symlink_to(entry)
+        except OSError:  # no links here (some file systems): that entry is rebuilt instead
+            continue
 
 
 def _writable(root: Path) -> bool:
