@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from ._config import DEMO_DIGITS_SIZE, IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS
+from ._files import atomic_write
 
 __all__ = [
     "ItemError",
@@ -434,9 +435,8 @@ def demo_digits(folder: str | os.PathLike[str]) -> pl.DataFrame:
             im = Image.fromarray(pixels, mode="L").resize(
                 (DEMO_DIGITS_SIZE, DEMO_DIGITS_SIZE), Image.Resampling.BICUBIC
             )
-            tmp = path.with_suffix(".tmp")
-            im.save(tmp, format="PNG")
-            os.replace(tmp, path)  # no half-written PNG if interrupted
+            # No half-written PNG if interrupted.
+            atomic_write(path, lambda tmp, im=im: im.save(tmp, format="PNG"), durable=False)
         ids.append(rel)
         sources.append(str(path.resolve()))
     return pl.DataFrame(

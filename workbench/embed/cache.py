@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .._config import SQLITE_BUSY_TIMEOUT_MS
+from .._files import atomic_write
 from ..items import not_regular_file
 
 __all__ = ["KEY_BYTES", "EmbeddingCache", "FileKeys", "text_key"]
@@ -297,10 +298,9 @@ class EmbeddingCache:
         if meta_file.exists():
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".model.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"model": self.model, "dim": self.dim, "format": _FORMAT}),
-                       encoding="utf-8")
-        os.replace(tmp, meta_file)
+        text = json.dumps({"model": self.model, "dim": self.dim, "format": _FORMAT})
+        atomic_write(meta_file, lambda tmp: tmp.write_text(text, encoding="utf-8"),
+                     durable=False)
 
     def compact(self, *, max_files: int) -> bool:
         """Merge all chunks into one when there are more than ``max_files``.
@@ -321,27 +321,10 @@ class EmbeddingCache:
 
 
 def _atomic_savez(target: Path, **arrays: np.ndarray) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    # Durable: a chunk is what a resumed run trusts instead of re-embedding its items.
+    atomic_write(target, lambda tmp: _savez(tmp, arrays), durable=True)
 
 
-def _fsync_dir(folder: Path) -> None:
-    # The rename itself must reach the disk, or a power cut could forget the new chunk.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open folders; its rename is durable enough
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object, so numpy does not append ".npz"
+        np.savez(f, **arrays)
