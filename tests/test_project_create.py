@@ -114,6 +114,7 @@ def test_create_killed_at_every_step_then_created_again(tmp_path):
                 Project.create(folder, items, vectors=x)
             with Project.open(folder) as p:
                 assert_is_dataset_a(p)
+            assert not list(folder.glob(".workbench-creating-*"))  # cleared on opening
         elif folder.name.endswith("-0"):  # the same create, run again
             items, x = dataset_a()
             with Project.create(folder, items, vectors=x) as p:

@@ -121,6 +121,11 @@ class Project:
         self._snapshot: tempfile.TemporaryDirectory[str] | None = None
         self._shadow_cache: tempfile.TemporaryDirectory[str] | None = None
         self.labels = self._open_labels(annotator)
+        if not self.read_only:
+            # A create killed after writing workbench.json, before removing its (by then
+            # empty) staging folder: the project is complete, the folder is clutter.
+            for stage in self.path.glob(f"{STAGING_PREFIX}*"):
+                shutil.rmtree(stage, ignore_errors=True)
 
     def _open_labels(self, annotator: str | None) -> LabelStore:
         log_file = self.path / LABELS_FILE
