@@ -8,6 +8,7 @@ itself, so they can never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,8 @@ class EffectiveLabels:
     ----------
     label : (N,) int64 class id, -1 where the item has no label of any kind.
     layer : (N,) int8 index into :data:`LAYERS` (none, human, accepted, predicted).
-    source : (N,) object: ``"human"``, the accepted machine label's source
-        (propagated / probe / zeroshot), the prediction's source, or None.
+    source_code : (N,) int8 index into ``source_names`` (0 = no label).
+    source_names : ``(None, "human", <machine sources>..., <the prediction's source>)``.
     confidence : (N,) float64: 1.0 for a human label, the recorded confidence of an
         accepted machine label, the prediction's (calibrated) confidence; NaN for none.
     action : (N,) int64 the log action that set the label (0 for predictions and none).
@@ -38,9 +39,17 @@ class EffectiveLabels:
 
     label: np.ndarray
     layer: np.ndarray
-    source: np.ndarray
+    source_code: np.ndarray
+    source_names: tuple[str | None, ...]
     confidence: np.ndarray
     action: np.ndarray
+
+    @cached_property
+    def source(self) -> np.ndarray:
+        """(N,) object: ``"human"``, the accepted machine label's source (propagated /
+        probe / zeroshot), the prediction's source, or None. Built on first use: the
+        integer ``source_code`` is what hot paths should read."""
+        return np.array(self.source_names, dtype=object)[self.source_code]
 
     @property
     def is_machine(self) -> np.ndarray:
@@ -67,8 +76,9 @@ def effective_labels(state: Any, predictions: Any = None) -> EffectiveLabels:
     layer = np.where(is_h, HUMAN, np.where(is_a, ACCEPTED, NONE)).astype(np.int8)
     confidence = np.where(is_h, 1.0, np.where(is_a, state.machine_confidence, np.nan))
     action = np.where(is_h, state.human_action, np.where(is_a, state.machine_action, 0))
-    sources = np.array(LABEL_SOURCES, dtype=object)
-    source = np.where(is_h, "human", np.where(is_a, sources[state.machine_source], None))
+    # Codes: 0 = none, 1 + i = LABEL_SOURCES[i] ("human" is LABEL_SOURCES[0]).
+    names: tuple[str | None, ...] = (None, *LABEL_SOURCES)
+    code = np.where(is_h, 1, np.where(is_a, 1 + state.machine_source, 0)).astype(np.int8)
     if predictions is not None:
         pred = np.asarray(predictions.label, np.int64)
         if pred.shape != (n,):
@@ -79,7 +89,8 @@ def effective_labels(state: Any, predictions: Any = None) -> EffectiveLabels:
         label = np.where(is_p, pred, label)
         layer = np.where(is_p, PREDICTED, layer).astype(np.int8)
         confidence = np.where(is_p, np.asarray(predictions.confidence, np.float64), confidence)
-        source = np.where(is_p, str(getattr(predictions, "source", "probe")), source)
-    return EffectiveLabels(label=label, layer=layer, source=source.astype(object),
+        names = (*names, str(getattr(predictions, "source", "probe")))
+        code = np.where(is_p, len(names) - 1, code).astype(np.int8)
+    return EffectiveLabels(label=label, layer=layer, source_code=code, source_names=names,
                            confidence=confidence.astype(np.float64),
                            action=action.astype(np.int64))
