@@ -105,5 +105,5 @@ def test_cli_warns_about_options_that_do_nothing(session):
             "--split", "0.2")
     assert r.returncode == 0, r.stderr
     assert "warning: min_confidence applies to machine labels only" in r.stderr
-    assert "warning: split apply to ImageFolder exports only" in r.stderr
+    assert "warning: split: options of ImageFolder exports only" in r.stderr
     assert "Traceback" not in r.stderr and "warnings.warn" not in r.stderr

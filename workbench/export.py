@@ -70,6 +70,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "ExportError",
     "ExportWarning",
+    "class_order",
     "export_imagefolder",
     "export_project",
     "export_table",
@@ -367,7 +368,7 @@ def _warn_unused(fmt: str, *, include: str, min_confidence: float, predictions: 
         given = [n for n, v in (("mode", mode), ("split", split), ("seed", seed))
                  if v is not None]
         if given:
-            warn(f"{', '.join(given)} apply to ImageFolder exports only; ignored for {fmt}")
+            warn(f"{', '.join(given)}: options of ImageFolder exports only, ignored for {fmt}")
     elif seed is not None and split is None:
         warn("seed chooses the train/val split; without split it does nothing")
     if not csv_safe and fmt in ("parquet", "jsonl", "hf"):
@@ -442,7 +443,8 @@ def _metadata(project: Any, rows: pl.DataFrame, *, fmt: str, include: str,
         "format": fmt,
         "include": include,
         "min_confidence": float(min_confidence),
-        "predictions": None if predictions is None else getattr(predictions, "source", None),
+        "predictions": None if predictions is None or include == "human"
+        else getattr(predictions, "source", None),
         "rows": rows.height,
         "counts": {layer: layers.count(layer) for layer in ("human", "accepted", "predicted")},
         "class_order": "sorted by name; id = position",
