@@ -291,8 +291,16 @@ def _fit_in_batches(torch, x, y, c: int, train: np.ndarray, l2: np.ndarray, max_
     per = max(1, int(PROBE_BATCH_CELLS // max(n * c, 1)))
     if per >= p:
         return _fit_batched(torch, x, y, c, train, l2, max_iter)
-    parts = [_fit_batched(torch, x, y, c, train[i:i + per], l2[i:i + per], max_iter)
-             for i in range(0, p, per)]
+    parts = []
+    for i in range(0, p, per):
+        mask = train[i:i + per]
+        rows = mask.any(axis=0)  # rows no problem of this batch trains on weigh nothing
+        if rows.all():
+            parts.append(_fit_batched(torch, x, y, c, mask, l2[i:i + per], max_iter))
+        else:
+            keep = torch.as_tensor(np.flatnonzero(rows), device=x.device)
+            parts.append(_fit_batched(torch, x[keep], y[keep], c, mask[:, rows],
+                                      l2[i:i + per], max_iter))
     return torch.cat([w for w, _ in parts]), torch.cat([b for _, b in parts])
 
 
@@ -307,6 +315,7 @@ def _fit_batched(torch, x, y, c: int, train: np.ndarray, l2: np.ndarray, max_ite
     d = x.shape[1]
     mask = torch.as_tensor(train, dtype=x.dtype, device=dev)
     onehot = torch.nn.functional.one_hot(y, c).to(x.dtype)
+    pick = y[:, None, None].expand(-1, p, 1)  # (n, P, 1) class of each row, per problem
     # Class-balanced weights per problem: each class's training rows weigh equally in total.
     counts = mask @ onehot  # (P, C)
     present = (counts > 0).to(x.dtype)
@@ -334,7 +343,9 @@ def _fit_batched(torch, x, y, c: int, train: np.ndarray, l2: np.ndarray, max_ite
         opt.zero_grad()
         logits = torch.nn.functional.linear(x, w.reshape(p * c, d)).reshape(-1, p, c)
         logits = logits + (b + absent)[None]  # (n, P, C)
-        nll = -(torch.log_softmax(logits, -1) * onehot[:, None, :]).sum(-1)  # (n, P)
+        # Each row's own class picked out (not a product with the one-hot rows and a sum:
+        # the same numbers without two more (n, P, C) arrays per step).
+        nll = -torch.log_softmax(logits, -1).gather(-1, pick).squeeze(-1)  # (n, P)
         loss = (weight_t * nll).sum() + (lam * (w * w).sum((1, 2))).sum()
         loss.backward()
         return loss
