@@ -139,9 +139,9 @@ def test_probe_never_fits_more_than_a_bounded_batch(monkeypatch):
     sizes = []
     fit = probe_module._fit_batched
 
-    def recording(torch, xt, yt, c, train, *args, **kwargs):
+    def recording(torch_, xt, yt, c, train, *args, **kwargs):
         sizes.append(train.shape[0] * train.shape[1] * c)
-        return fit(torch, xt, yt, c, train, *args, **kwargs)
+        return fit(torch_, xt, yt, c, train, *args, **kwargs)
 
     monkeypatch.setattr(probe_module, "_fit_batched", recording)
     probe = LinearProbe(max_iter=30).fit(x, lab)
