@@ -183,3 +183,13 @@ def test_twenty_thousand_items_a_thousand_classes_retrain_in_bounded_time():
     assert (prop.label[rest] == y[rest]).mean() > 0.8
     assert (pred.label[rest] == y[rest]).mean() > 0.8
     assert seconds < 60, f"propagation + probe took {seconds:.0f} s"
+
+
+def test_label_mass_comes_without_a_dense_copy(many):
+    _, _, g, lab = many
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = propagate(g, lab)
+    expected = np.maximum(np.asarray(p.scores, np.float64), 0.0).sum(axis=1)
+    assert p.mass.shape == (2000,) and p.mass.dtype == np.float64
+    np.testing.assert_allclose(p.mass, expected, rtol=1e-12)

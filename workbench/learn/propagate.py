@@ -52,11 +52,14 @@ class Propagation(Predictions):
         solver's dtype: float32 (float64 when ``tol`` < 1e-6); kept for the next warm start.
     n_iter : conjugate-gradient iterations used (the most any block of classes needed).
     converged : whether the relative residual reached ``tol`` within ``max_iter``.
+    mass : (N,) float64 label mass reaching each item: the row sums of ``scores`` clipped
+        at 0 (what ``calibrate.label_mass`` takes the log of), without an (N, C) copy.
     """
 
     scores: np.ndarray
     n_iter: int
     converged: bool
+    mass: np.ndarray | None = None
 
 
 def spreading_operator(graph: KnnGraph | sp.spmatrix) -> sp.csr_matrix:
@@ -293,10 +296,10 @@ def _compute_propagation(
         del b
         scores[:, j0:j1] = x if system.inv is None else x[system.inv]
         n_iter, converged = max(n_iter, it), converged and ok
-    proba, known = _normalise_rows(scores)
+    proba, known, mass = _normalise_rows(scores)
     pred = Predictions.from_proba(classes, proba, "propagated", known=known)
     return Propagation(pred.classes, pred.proba, pred.label, pred.confidence, pred.source,
-                       scores=scores, n_iter=n_iter, converged=converged)
+                       scores=scores, n_iter=n_iter, converged=converged, mass=mass)
 
 
 def _warm_columns(warm_start: Propagation | None, classes: np.ndarray, n: int):
@@ -312,22 +315,25 @@ def _warm_columns(warm_start: Propagation | None, classes: np.ndarray, n: int):
     return src if (src >= 0).any() else None
 
 
-def _normalise_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _normalise_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(N, C) float32 probabilities (scores clipped at 0, rows summing to 1, uniform where a
-    row has no mass) and (N,) bool rows with mass; built in row blocks, so the only
-    (N, C) array made is the answer."""
+    row has no mass), (N,) bool rows with mass and (N,) float64 the mass itself; built in
+    row blocks, so the only (N, C) array made is the answer."""
     n, c = scores.shape
     proba = np.empty((n, c), np.float32)
     known = np.empty(n, bool)
+    mass = np.empty(n, np.float64)
     for r0 in range(0, n, _ROW_BLOCK):
         f = np.maximum(scores[r0:r0 + _ROW_BLOCK], scores.dtype.type(0.0))
+        rows = slice(r0, r0 + f.shape[0])
+        mass[rows] = f.sum(axis=1, dtype=np.float64)
         total = f.sum(axis=1)
         k = total > 1e-12
         np.divide(f, total[:, None], out=f, where=k[:, None])
         f[~k] = 1.0 / c
-        proba[r0:r0 + f.shape[0]] = f
-        known[r0:r0 + f.shape[0]] = k
-    return proba, known
+        proba[rows] = f
+        known[rows] = k
+    return proba, known, mass
 
 
 def _block_cg(
