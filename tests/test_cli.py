@@ -147,8 +147,6 @@ def test_embed_leaves_a_project_ready_to_open(tiny_clip, photos, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="needs Workbench.from_items to embed with "
-                   "workbench.embed.cli.folder_cache(items) (session.py, not yet)")
 def test_from_items_reuses_what_embed_folder_computed(tiny_clip, photos, tmp_path,
                                                       monkeypatch):
     from workbench import Workbench

@@ -222,10 +222,13 @@ class Workbench:
         else:
             spec = model if isinstance(model, str) else None
         embedder = model if isinstance(model, Embedder) else make_embedder(spec, kind=kind)
+        from .embed.cli import folder_cache
+
         cache = folder / "cache"
         cache.mkdir(parents=True, exist_ok=True)
-        result = embed_items(items, embedder, cache_dir=cache, batch_size=batch_size,
-                             progress=progress)
+        # Vectors `workbench embed FOLDER` already computed are reused, not embedded again.
+        result = embed_items(items, embedder, cache_dir=folder_cache(items) or cache,
+                             batch_size=batch_size, progress=progress)
         if not result.ids:
             raise ValueError("no item could be embedded:\n" + "\n".join(
                 f"  {k}: {v}" for k, v in list(result.skipped.items())[:20]))
