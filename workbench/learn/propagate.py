@@ -14,6 +14,13 @@ arrays, the solver runs in float32, ``I - alpha S`` is one matrix (no separate i
 pass), and its rows are put in reverse Cuthill-McKee order so that each row's neighbours sit
 close in memory (a kNN graph in arbitrary item order reads ``F`` at random; reordered, the
 product is ~4 times faster on 100k items). Answers come back in item order.
+
+Many classes: the classes are solved ``PROPAGATION_BLOCK_COLUMNS`` at a time, so the
+solver's work arrays stay (N, 64) however many classes there are and only the answer
+(scores and probabilities, each (N, C) float32) is held whole; each step is a compiled loop
+(numba, when it loads) that does a neighbour's row of the block as one vector operation and
+fuses the vector updates. Time still grows with the class count (one product per class per
+step): ``MANY_CLASSES`` is where a warning says so.
 """
 
 from __future__ import annotations
@@ -132,14 +139,6 @@ class _System:
         data[diag] = 1.0
         data[rest] = -alpha * s.data
         self.matrix = sp.csr_matrix((data, indices, indptr.astype(index_dtype)), shape=(n, n))
-
-    def to_solver(self, a: np.ndarray) -> np.ndarray:
-        """Rows of an (N, ...) item-ordered array in solver order (a new array)."""
-        return np.take(a, self.perm, axis=0) if self.perm is not None else a.copy()
-
-    def to_items(self, a: np.ndarray) -> np.ndarray:
-        """Rows of an (N, ...) solver-ordered array back in item order (a new array)."""
-        return np.take(a, self.inv, axis=0) if self.inv is not None else a.copy()
 
 
 #: (id(graph), alpha, dtype) -> (weak reference to the KnnGraph, its _System): a retrain
