@@ -4,7 +4,10 @@ Class-balanced, L2-regularised with the strength chosen on held-out human labels
 (k-fold, or one held-out split when there are many labels), temperature-calibrated on the
 same held-out predictions, and run on ``cuda`` (else ``mps``, else CPU). All folds and all
 L2 strengths are fitted together as one batched problem, so choosing the regularisation
-costs one L-BFGS run rather than one per (fold, strength).
+costs one L-BFGS run rather than one per (fold, strength). With hundreds of classes that
+one run would move (labels x 25 x classes) logits per step until the slowest problem
+converged (minutes at 1,000 classes): there the L2 strength is chosen on one held-out split
+and the problems are fitted in bounded batches.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ class LinearProbe:
     cv : folds for choosing L2 and for out-of-fold probabilities; ``"auto"`` (default) uses
         ``PROBE_CV_FOLDS`` folds up to ``PROBE_KFOLD_MAX_LABELS`` labels, else one 20%
         held-out split of a ``PROBE_SELECT_LABELS`` subsample (L2 rescaled to the full
-        count), so a retrain on 10k labels costs little more than one fit.
+        count), so a retrain on 10k labels costs little more than one fit. Many classes
+        (labels x classes x L2 values x folds above ``PROBE_SELECT_CELLS``) also get one
+        split; the fits then run ``PROBE_BATCH_CELLS`` logits at a time.
     max_iter : L-BFGS iterations per fit (default ``PROBE_MAX_ITER``).
     device : torch device; default :func:`best_device`.
     seed : seed of the fold split.
