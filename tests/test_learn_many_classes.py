@@ -54,17 +54,18 @@ def peak_bytes(fn) -> int:
         tracemalloc.stop()
 
 
-def test_propagation_memory_is_a_few_answer_sized_arrays(many):
-    # The answer is two (N, C) float32 arrays (proba and the scores a warm start needs);
-    # the solver used to hold ~8 more (right-hand side, iterate, residual, direction, two
-    # work arrays, the reordered copy and a float64 copy of the scores): 36 MB here.
+def test_propagation_memory_is_about_one_answer(many):
+    # The answer is one (N, C) float32 array (the probabilities, written over the scores;
+    # a warm start remakes scores from them and the (N,) label mass); the solver used to
+    # hold ~8 more (right-hand side, iterate, residual, direction, two work arrays, the
+    # reordered copy and float32 + float64 scores): 28 MB here against 4 MB now.
     _, _, g, lab = many
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         propagate(g, lab)  # compile and build the operator outside the measurement
         peak = peak_bytes(lambda: propagate(g, lab))
     answer = 2000 * 500 * 4
-    assert peak < 3 * answer, f"peak {peak / 1e6:.1f} MB for {answer / 1e6:.1f} MB answers"
+    assert peak < 2 * answer, f"peak {peak / 1e6:.1f} MB for a {answer / 1e6:.1f} MB answer"
 
 
 def test_blocks_of_classes_give_the_same_answer(many, monkeypatch):
@@ -192,4 +193,4 @@ def test_label_mass_comes_without_a_dense_copy(many):
         p = propagate(g, lab)
     expected = np.maximum(np.asarray(p.scores, np.float64), 0.0).sum(axis=1)
     assert p.mass.shape == (2000,) and p.mass.dtype == np.float64
-    np.testing.assert_allclose(p.mass, expected, rtol=1e-12)
+    np.testing.assert_allclose(p.mass, expected, rtol=1e-5)

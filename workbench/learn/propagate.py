@@ -16,18 +16,18 @@ close in memory (a kNN graph in arbitrary item order reads ``F`` at random; reor
 product is ~4 times faster on 100k items). Answers come back in item order.
 
 Many classes: the classes are solved ``PROPAGATION_BLOCK_COLUMNS`` at a time, so the
-solver's work arrays stay (N, 64) however many classes there are and only the answer
-(scores and probabilities, each (N, C) float32) is held whole; each step is a compiled loop
-(numba, when it loads) that does a neighbour's row of the block as one vector operation and
-fuses the vector updates. Time still grows with the class count (one product per class per
-step): ``MANY_CLASSES`` is where a warning says so.
+solver's work arrays stay (N, 64) however many classes there are and only the answer (the
+probabilities, (N, C) float32, written over the scores) is held whole; each step is a
+compiled loop (numba, when it loads) that does a neighbour's row of the block as one vector
+operation and fuses the vector updates. Time still grows with the class count (one product
+per class per step): ``MANY_CLASSES`` is where a warning says so.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,18 +55,31 @@ class Propagation(Predictions):
 
     Attributes
     ----------
-    scores : (N, C) raw spreading scores ``F`` (columns aligned with ``classes``) in the
-        solver's dtype: float32 (float64 when ``tol`` < 1e-6); kept for the next warm start.
     n_iter : conjugate-gradient iterations used (the most any block of classes needed).
     converged : whether the relative residual reached ``tol`` within ``max_iter``.
-    mass : (N,) float64 label mass reaching each item: the row sums of ``scores`` clipped
+    mass : (N,) float64 label mass reaching each item: the row sums of the scores clipped
         at 0 (what ``calibrate.label_mass`` takes the log of), without an (N, C) copy.
+    scores : (N, C) raw spreading scores ``F`` (columns aligned with ``classes``), made on
+        demand as ``proba * mass`` (float32, clipped at 0): with many classes a second
+        stored (N, C) table per propagation is what memory could not afford (400 MB at
+        100k items x 1,000 classes). Solves with ``tol`` < 1e-6 (float64) keep their exact,
+        unclipped scores. :meth:`score_columns` makes only some columns.
     """
 
-    scores: np.ndarray
     n_iter: int
     converged: bool
-    mass: np.ndarray | None = None
+    mass: np.ndarray
+    exact_scores: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.score_columns(slice(None))
+
+    def score_columns(self, columns: np.ndarray | slice) -> np.ndarray:
+        """(N, len(columns)) scores of some classes (positions in ``classes``)."""
+        if self.exact_scores is not None:
+            return self.exact_scores[:, columns]
+        return self.proba[:, columns] * self.mass.astype(np.float32)[:, None]
 
 
 def spreading_operator(graph: KnnGraph | sp.spmatrix) -> sp.csr_matrix:
@@ -289,22 +302,24 @@ def _compute_propagation(
         if src is not None:  # carry over the columns of classes that still exist
             have = np.flatnonzero(src[j0:j1] >= 0)
             if have.size:
-                start = np.take(warm_start.scores, src[j0:j1][have], axis=1)
+                start = warm_start.score_columns(src[j0:j1][have])
                 x[:, have] = start if system.perm is None else start[system.perm]
         x, it, ok = _block_cg(system.matrix, b, x, tol=tol, max_iter=max_iter)
         del b
         scores[:, j0:j1] = x if system.inv is None else x[system.inv]
         n_iter, converged = max(n_iter, it), converged and ok
-    proba, known, mass = _normalise_rows(scores)
+    exact = scores if dtype != np.float32 else None
+    proba, known, mass = _normalise_rows(scores)  # in place over float32 scores
+    del scores
     pred = Predictions.from_proba(classes, proba, "propagated", known=known)
     return Propagation(pred.classes, pred.proba, pred.label, pred.confidence, pred.source,
-                       scores=scores, n_iter=n_iter, converged=converged, mass=mass)
+                       n_iter=n_iter, converged=converged, mass=mass, exact_scores=exact)
 
 
 def _warm_columns(warm_start: Propagation | None, classes: np.ndarray, n: int):
     """(C,) int64 column of each class in ``warm_start.scores`` (-1: a new class), or None
     when there is nothing to start from."""
-    if warm_start is None or warm_start.scores.shape[0] != n:
+    if warm_start is None or warm_start.n != n:
         return None
     old = warm_start.classes
     if old.size == 0:
@@ -316,10 +331,13 @@ def _warm_columns(warm_start: Propagation | None, classes: np.ndarray, n: int):
 
 def _normalise_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(N, C) float32 probabilities (scores clipped at 0, rows summing to 1, uniform where a
-    row has no mass), (N,) bool rows with mass and (N,) float64 the mass itself; built in
-    row blocks, so the only (N, C) array made is the answer."""
+    row has no mass), (N,) bool rows with mass and (N,) float64 the mass itself.
+
+    Row block by row block, written over float32 ``scores`` (which becomes the answer), so
+    no second (N, C) array is made; float64 scores are left as they are.
+    """
     n, c = scores.shape
-    proba = np.empty((n, c), np.float32)
+    proba = scores if scores.dtype == np.float32 else np.empty((n, c), np.float32)
     known = np.empty(n, bool)
     mass = np.empty(n, np.float64)
     for r0 in range(0, n, _ROW_BLOCK):
