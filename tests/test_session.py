@@ -186,3 +186,15 @@ def test_map_propagation_joins_once_the_umap_map_is_ready(tmp_path):
         assert (pred == y).mean() > 0.9, f"accuracy {(pred == y).mean():.3f} from 30 labels"
     finally:
         wb.close()
+
+
+def test_zero_vectors_given_to_a_session_are_refused_naming_the_item(tmp_path):
+    from workbench.items import ItemError
+
+    wb = Workbench.demo(tmp_path / "d", layout="quick", background=False)
+    vectors = np.array(wb.vectors)
+    vectors[5] = 0
+    with pytest.raises(ItemError, match="digits/0005.png"):
+        Workbench(wb.project, vectors=vectors, layout="quick", background=False)
+    assert (wb.labels.state.human < 0).all()  # refused before anything was written
+    wb.close()

@@ -37,7 +37,7 @@ from ._config import (
     PROBE_MIN_LABELS,
     SPECTRAL_MAX_ITEMS,
 )
-from .items import as_vectors
+from .items import as_vectors, check_nonzero_rows
 from .learn import Group, NotEnoughLabels, Predictions
 from .neighbors import KnnGraph, NeighborIndex, build_knn_graph
 from .project import Project, demo_project
@@ -90,6 +90,7 @@ class Workbench:
         from .learn import LabelSpreader, Retrainer
 
         self.project = project
+        given = vectors is not None
         if vectors is None:
             vectors = project.vectors()
         if vectors is None:
@@ -102,6 +103,8 @@ class Workbench:
             raise ValueError(
                 f"{self.vectors.shape[0]} vectors for {project.n} items; embed the project again"
             )
+        if given:  # the project's own vectors were checked when it was created
+            check_nonzero_rows(self.vectors, project.items["id"].to_list())
         if layout not in ("umap", "quick"):
             raise ValueError(f"layout must be 'umap' or 'quick', not {layout!r}")
         self.text_encoder = text_encoder
