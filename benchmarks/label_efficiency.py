@@ -96,8 +96,14 @@ class Person:
 
 
 def run_policy(x: np.ndarray, y: np.ndarray, *, seed: int, max_actions: int,
-               unanimous: int, review_every: int, log) -> tuple[list[dict], dict]:
-    """The annotator's session; returns one curve point per action, and what it did."""
+               unanimous: int, review_every: int, log,
+               on_action=None) -> tuple[list[dict], dict]:
+    """The annotator's session; returns one curve point per action, and what it did.
+
+    ``on_action(wb, person, point)``, if given, is called after each scored action (the
+    calibration benchmark reads the workbench's confidences there); what it returns is
+    stored in the point under ``"extra"``.
+    """
     ann = Annotator(y, seed)
     curve: list[dict] = []
     did = {"group": 0, "mixed_group": 0, "suggestions": 0, "review": 0, "corrections": 0}
@@ -119,6 +125,8 @@ def run_policy(x: np.ndarray, y: np.ndarray, *, seed: int, max_actions: int,
                 "human_accuracy": float((human[lab] == y[lab]).mean()) if lab.any() else None,
                 "human_labels": int(lab.sum()), "weights": dict(wb.weights),
             })
+            if on_action is not None:
+                curve[-1]["extra"] = on_action(wb, me, curve[-1])
 
         pages = 0
         reviewed = np.zeros(len(y), bool)

@@ -10,6 +10,15 @@ __all__ = [
     "ACTIVE_BATCH_SIZE",
     "ACTIVE_POOL_FACTOR",
     "ANNOTATOR_ENV",
+    "CAL_BOOTSTRAP",
+    "CAL_BOUNDS",
+    "CAL_DISTANCE_MAX_PAIRS",
+    "CAL_EXPORT_MIN_CONFIDENCE",
+    "CAL_INTERVAL_Z",
+    "CAL_L2",
+    "CAL_MIN_GROUPS",
+    "CAL_MODEL_ERROR",
+    "CAL_UNKNOWN_CONFIDENCE",
     "CLIP_MODEL",
     "CLIP_PRETRAINED",
     "CLUSTER_CORE_FRACTION",
@@ -282,6 +291,63 @@ EXPORT_FOLDER_META = "workbench-export.json"
 #: CSV/TSV cells starting with = + - @ tab or CR get a leading quote (OWASP CSV injection):
 #: spreadsheets open label exports, and label names are free text typed by anyone.
 EXPORT_CSV_SAFE = True
+
+# -- damaged files (project.py, _files.py) ----------------------------------------------------
+
+#: Staging folder a create builds the project in before moving it into place; hidden (folder
+#: loaders skip it) and named so that a user who finds one left by a kill knows what it is.
+STAGING_PREFIX = ".workbench-creating-"
+
+# -- many classes (learn/propagate.py, learn/probe.py) -----------------------------------------
+
+#: Above this many classes, propagation and the probe warn (warnings.warn, once per class
+#: count, at LabelSpreader.fit / propagate and LinearProbe.fit): a retrain's time and memory
+#: then grow with the classes, each model keeping an (N, C) float32 table (4 MB per 1,000
+#: items at 1,000 classes) and propagation one sparse product per class and iteration.
+MANY_CLASSES = 200
+#: Classes solved together by propagation's conjugate gradients: its (N, block) work arrays
+#: (6 of them) stay ~150 MB at 100k items however many classes there are, and 64 columns
+#: already make each sparse product run near memory speed.
+PROPAGATION_BLOCK_COLUMNS = 64
+#: Above this many (labels x classes x L2 values x PROBE_CV_FOLDS), the probe chooses its L2
+#: strength on one held-out split instead of k folds (as above PROBE_KFOLD_MAX_LABELS):
+#: 5,000 labels of 50 classes still get k folds; 2,000 labels of 1,000 classes would cost
+#: 25 fits of 2,000 x 1,000 logits for a choice that one split makes as well.
+PROBE_SELECT_CELLS = 10_000_000
+#: Largest (labels x problems x classes) fitted in one joint L-BFGS run: every step moves
+#: that many logits (and several copies for the gradient) and the run lasts until the
+#: slowest problem converges; 5,000 labels x 25 problems x 50 classes still go at once.
+PROBE_BATCH_CELLS = 8_000_000
+
+# -- calibration (learn/calibrate.py, Workbench.estimate) -------------------------------------
+
+#: Bootstrap refits of the confidence calibrator over held-out clusters: enough for the
+#: spread of an expected count (a 90% interval), few enough to cost ~0.1 s per retrain.
+CAL_BOOTSTRAP = 40
+#: Ridge strength of the calibrator (standardised features, summed loss): held-out items of
+#: one cluster are alike, so the effective sample is small and the model must stay simple.
+CAL_L2 = 3.0
+#: Range of a fitted calibrator's probabilities: a few dozen held-out clusters never
+#: justify certainty either way (one confident miss costs its check a log loss of 10).
+CAL_BOUNDS = (0.005, 0.995)
+#: Held-out clusters below which the calibrator is a constant (the shrunk hit rate): with
+#: fewer, a slope over features is fitted to two or three coin flips.
+CAL_MIN_GROUPS = 4
+#: (items x labelled items) above which the distance to the nearest labelled vector is not
+#: computed (brute force; the label mass alone marks items far from the labels).
+CAL_DISTANCE_MAX_PAIRS = 300_000_000
+#: Below this calibrated confidence, an item far from every label is flagged "none of the
+#: known classes": more likely wrong than right.
+CAL_UNKNOWN_CONFIDENCE = 0.5
+#: Least error assumed of the calibrator in a mean confidence (standard deviation): the
+#: held-out labelled items it learns from lie nearer the labels than the unlabelled ones,
+#: and on the benchmark sets its estimates drift by about this much (1-1.5 points).
+CAL_MODEL_ERROR = 0.01
+#: Normal quantile of the accuracy interval of Workbench.estimate: a 90% interval.
+CAL_INTERVAL_Z = 1.645
+#: Default threshold of Workbench.estimate's "machine" figures: what an export at this
+#: min_confidence would contain.
+CAL_EXPORT_MIN_CONFIDENCE = 0.9
 
 # -- damaged files (project.py, _files.py) ----------------------------------------------------
 

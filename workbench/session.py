@@ -126,7 +126,10 @@ class Workbench:
         self.weights: dict[str, float] = {}
         self.probe_predictions: Predictions | None = None
         self.predictions: Predictions | None = None
+        # The probe's cross-validated accuracy (compatibility only; see estimate()).
         self.probe_accuracy: float | None = None
+        self._calibration: dict[str, Any] | None = None
+        self._estimates: dict[Any, dict[str, Any]] = {}
         self._clusters: list[Cluster] | None = None
         self._clusters_lock = threading.Lock()
         self._running: set[str] = set()
@@ -485,6 +488,45 @@ class Workbench:
             ranked = ranked[~np.isin(ranked, np.asarray(exclude, np.int64))]
         return ranked[:n]
 
+    def estimate(self, min_confidence: float | None = None) -> dict[str, Any]:
+        """How right the labels are now, with a 90% interval; cheap (no refit), any thread.
+
+        From the last published fit: each machine label (accepted, else the prediction)
+        is right with its calibrated confidence; human labels are taken as right (their
+        own error rate is not estimated). The interval adds the Poisson-binomial spread of
+        the count right to the spread of that count across bootstrap refits of the
+        calibrator over held-out clusters.
+
+        Parameters
+        ----------
+        min_confidence : threshold of the ``"machine"`` figures (default
+            ``CAL_EXPORT_MIN_CONFIDENCE`` = 0.9): the machine labels an export at this
+            ``min_confidence`` would contain.
+
+        Returns
+        -------
+        dict: ``accuracy``, ``low``, ``high`` (estimated share of all N items whose
+        effective label is right), ``n_items``, ``n_human``, ``n_machine``, and
+        ``machine``: {``min_confidence``, ``count``, ``accuracy``, ``low``, ``high``}.
+        Figures are None before any fit.
+        """
+        from ._config import CAL_EXPORT_MIN_CONFIDENCE
+
+        t = CAL_EXPORT_MIN_CONFIDENCE if min_confidence is None else float(min_confidence)
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"min_confidence must be between 0 and 1, not {min_confidence}")
+        with self._lock:
+            record = self._calibration
+            cache = self._estimates
+        state = self.labels.state
+        key = (t, int((state.human >= 0).sum()), int((state.machine >= 0).sum()))
+        hit = cache.get(key)
+        if hit is not None:
+            return dict(hit, machine=dict(hit["machine"]))
+        out = _compute_estimate(state, record, t, self.n)
+        cache[key] = out
+        return dict(out, machine=dict(out["machine"]))
+
     # -- background work -----------------------------------------------------------------------
 
     def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
@@ -580,7 +622,20 @@ class Workbench:
     def _fit(self, human: np.ndarray) -> dict[str, Any]:
         """Propagation (over the vectors' graph and, once it exists, the UMAP map's), the
         probe, and their mix, on a snapshot of the human labels (worker thread)."""
-        from .learn import LinearProbe, Mixing, held_out_weights, mix
+        from .learn import (
+            LinearProbe,
+            Mixing,
+            calibrated,
+            held_out_predictions,
+            mix,
+            mixing_from_held_out,
+        )
+        from .learn.calibrate import (
+            fallback_calibrator,
+            label_mass,
+            nearest_labelled_distance,
+            neighbour_radius,
+        )
 
         out: dict[str, Any] = {"propagation": None, "map_propagation": None, "probe": None,
                                "accuracy": None, "weights": {}, "message": ""}
@@ -611,13 +666,24 @@ class Workbench:
                               f"(2+ each); have {n_labelled}")
         models = {"propagated": out["propagation"], "map": out["map_propagation"],
                   "probe": out["probe"]}
-        mixing = held_out_weights(
+        held = held_out_predictions(
             human, graphs, probe, vectors=self.vectors, groups=self._cluster_ids(),
             folds=MIX_FOLDS if self.n <= MIX_FOLDS_MAX_ITEMS else 1)
-        if mixing is None:  # too few labels to hold any out: an even mix
-            mixing = Mixing({k: 1.0 for k, v in models.items() if v is not None})
+        mixing = None if held is None else mixing_from_held_out(held)
+        if mixing is None:  # too few labels to hold any out: an even mix, a coin flip
+            mixing = Mixing({k: 1.0 for k, v in models.items() if v is not None},
+                            calibrator=fallback_calibrator())
         out["weights"] = mixing.weights
-        out["combined"] = mix(models, mixing.weights, temperature=mixing.temperature)
+        combined = mix(models, mixing.weights, temperature=mixing.temperature)
+        # Calibrated confidence: the chance each machine label is right (learn/calibrate.py).
+        log_mass = label_mass(out["propagation"].scores)
+        distance = nearest_labelled_distance(self.vectors, np.flatnonzero(human >= 0),
+                                             radius=neighbour_radius(self.graph))
+        combined, features = calibrated(combined, models, mixing, log_mass=log_mass,
+                                        distance=distance)
+        out["combined"] = combined
+        out["calibration"] = {"calibrator": mixing.calibrator, "features": features,
+                              "predictions": combined}
         return out
 
     def _cluster_ids(self) -> np.ndarray:
@@ -646,8 +712,12 @@ class Workbench:
             self.probe_predictions = result["probe"]
             self.weights = result["weights"]
             self.predictions = result.get("combined")
+            # The probe's own held-out accuracy, kept for compatibility: it is not the
+            # accuracy of the labels (that is estimate(), from calibrated confidence).
             if result["accuracy"] is not None:
                 self.probe_accuracy = result["accuracy"]
+            self._calibration = result.get("calibration")
+            self._estimates = {}
             self.message = result["message"]
             self._running.discard("retrain")
         self._emit("predictions")
@@ -723,6 +793,55 @@ class Workbench:
                 cb(event)
             except Exception as e:  # a broken view must not break labelling
                 log.error("subscriber %r failed on %r: %s", cb, event, e, exc_info=e)
+
+
+def _compute_estimate(state: Any, record: dict[str, Any] | None, t: float,
+                      n: int) -> dict[str, Any]:
+    """:meth:`Workbench.estimate` from a label state and the last fit's calibration."""
+    from .labels.effective import ACCEPTED, HUMAN, effective_labels
+    from .learn.calibrate import estimate_accuracy
+
+    none = {"accuracy": None, "low": None, "high": None}
+    is_h = state.human >= 0
+    out: dict[str, Any] = {**none, "n_items": int(n), "n_human": int(is_h.sum()),
+                           "n_machine": 0,
+                           "machine": {"min_confidence": t, "count": 0, **none}}
+    if record is None or record.get("calibrator") is None:
+        return out
+    pred, cal, feats = record["predictions"], record["calibrator"], record["features"]
+    if pred.n != n:
+        return out
+    eff = effective_labels(state, pred)
+    machine = eff.layer >= ACCEPTED
+    # Chance right per machine label: the calibrated confidence where it is the predicted
+    # label; an accepted label that differs gets its share of the remaining doubt.
+    cols = np.searchsorted(pred.classes, np.clip(eff.label, 0, None))
+    cols = np.minimum(cols, max(pred.classes.size - 1, 0))
+    rows = np.arange(n)
+    p_lab = pred.proba[rows, cols].astype(np.float64) if pred.classes.size else np.zeros(n)
+    p_top = pred.proba.max(axis=1).astype(np.float64) if pred.classes.size else np.ones(n)
+    same = (eff.label == pred.label) & (pred.classes.size > 0)
+    scale = np.where(same, 1.0, np.divide(p_lab, np.maximum(1.0 - p_top, 1e-9)))
+    conf = np.asarray(pred.confidence, np.float64)
+    p_right = np.where(same, conf, (1.0 - conf) * np.clip(scale, 0.0, 1.0))
+    weight = np.where(same, 1.0, -np.clip(scale, 0.0, 1.0))  # d(p_right)/d(conf)
+    offset = np.where(same, 0.0, np.clip(scale, 0.0, 1.0))
+    uncertain = ~(eff.layer == HUMAN)  # machine labels, and items with no label (wrong)
+    w_all = np.where(machine, weight, 0.0)
+    sums = cal.boot_sums(feats, np.where(uncertain, w_all, 0.0))
+    base = float(np.where(machine & uncertain, offset, 0.0).sum())
+    overall = estimate_accuracy(np.where(machine, p_right, 0.0)[uncertain],
+                                sums + base if sums.size else None, int(is_h.sum()),
+                                model_error=cal.model_error())
+    out.update({k: overall[k] for k in ("accuracy", "low", "high")})
+    out["n_machine"] = int(machine.sum())
+    sel = machine & (np.nan_to_num(eff.confidence, nan=0.0) >= t)
+    if sel.any():
+        part = estimate_accuracy(p_right[sel], cal.boot_sums(feats, np.where(sel, weight, 0.0))
+                                 + float(offset[sel].sum()), 0, model_error=cal.model_error())
+        out["machine"] = {"min_confidence": t, "count": int(sel.sum()),
+                          **{k: part[k] for k in ("accuracy", "low", "high")}}
+    return out
 
 
 def pca_layout(vectors: np.ndarray, *, sample: int = 20_000, seed: int = 0) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Learning from a few human labels: propagation, a linear probe, what to label next,
-which labels look wrong, zero-shot pre-labels and groups to label in one action.
+which labels look wrong, zero-shot pre-labels, groups to label in one action, and how
+likely each machine label is right.
 
 Every function takes arrays (labels as (N,) int64 class ids with -1 = unlabelled, vectors
 as (N, D) float32, the shared :class:`~workbench.neighbors.KnnGraph`), never widgets or
@@ -9,25 +10,37 @@ stores, except :func:`accept_zero_shot`, which records into a ``LabelStore``.
 from ._common import NotEnoughLabels, Predictions
 from .active import cluster_coverage_batch, suggest_batch, uncertainty
 from .background import Retrainer
+from .calibrate import (
+    Calibrator,
+    estimate_accuracy,
+    expected_calibration_error,
+    fit_calibrator,
+)
 from .clusters import Group, density_groups, graph_groups, kmeans_groups, spectral_embedding
 from .issues import LabelIssues, neighbour_vote, rank_label_issues
 from .predict import (
     Combined,
+    HeldOut,
     Mixing,
     best_labels,
+    calibrated,
     choose_weights,
     combine,
     fit_temperature,
+    held_out_predictions,
     held_out_weights,
     mix,
+    mixing_from_held_out,
 )
 from .probe import LinearProbe, best_device, probe_predictions
 from .propagate import LabelSpreader, Propagation, propagate, spreading_operator
 from .zeroshot import ZeroShot, accept_zero_shot, zero_shot
 
 __all__ = [
+    "Calibrator",
     "Combined",
     "Group",
+    "HeldOut",
     "LabelIssues",
     "LabelSpreader",
     "LinearProbe",
@@ -40,15 +53,21 @@ __all__ = [
     "accept_zero_shot",
     "best_device",
     "best_labels",
+    "calibrated",
     "choose_weights",
     "cluster_coverage_batch",
     "combine",
     "density_groups",
+    "estimate_accuracy",
+    "expected_calibration_error",
+    "fit_calibrator",
     "fit_temperature",
     "graph_groups",
+    "held_out_predictions",
     "held_out_weights",
     "kmeans_groups",
     "mix",
+    "mixing_from_held_out",
     "neighbour_vote",
     "probe_predictions",
     "propagate",

@@ -1,0 +1,525 @@
+"""Confidence that reads as the chance a machine label is right, and how right the labels are.
+
+The models' mixed top probability is a poor chance of being right: it is the probability of
+the best *known* class, so an item whose class has no label yet looks as sure as any other,
+and held-out checks that hide a class's only cluster used to drive the whole mix flat.
+
+:class:`Calibrator` is a small logistic model of P(correct | features) fitted on human labels
+hidden from the models (the held-out folds of :func:`~workbench.learn.held_out_weights`,
+which hide whole clusters). A hidden item whose class is absent from its fold's remaining
+labels counts as wrong: that is exactly the situation of an unlabelled item of a class
+nobody has named yet, so the calibrator learns that far from any label (low propagation
+mass, far from the nearest labelled vector, models disagreeing) a label is likely wrong.
+
+It has two factors: P(the item's class has any label | features), fitted with each hidden
+cluster weighing the same (the share of hidden clusters whose class had no other label is
+the Good-Turing estimate of the chance that a new region's class is unnamed), times
+P(right | its class has labels, features), fitted on the other hidden items.
+
+Features per item (:func:`confidence_features`): the logit of the mixed top probability,
+the margin to the second class, the share of models agreeing with the mixed label (all
+models, even those the mix leaves out: a disagreement is a warning either way),
+the log of the label mass propagation brought to the item, and the log of the distance to
+the nearest labelled item over the item's own neighbourhood radius.
+
+The calibrator is checked on its own held-out folds against the uncalibrated top
+probability and kept only when its held-out log loss is lower; with too few held-out items
+it falls back to a constant (the held-out hit rate, shrunk by the number of clusters).
+Bootstrap refits over held-out clusters carry its own uncertainty into :func:`estimate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._config import (
+    CAL_BOOTSTRAP,
+    CAL_BOUNDS,
+    CAL_DISTANCE_MAX_PAIRS,
+    CAL_INTERVAL_Z,
+    CAL_L2,
+    CAL_MIN_GROUPS,
+    CAL_MODEL_ERROR,
+    CAL_UNKNOWN_CONFIDENCE,
+)
+
+__all__ = [
+    "FEATURES",
+    "Calibrator",
+    "confidence_features",
+    "estimate_accuracy",
+    "expected_calibration_error",
+    "fallback_calibrator",
+    "fit_calibrator",
+    "label_mass",
+    "nearest_labelled_distance",
+    "neighbour_radius",
+]
+
+#: Names of the columns of :func:`confidence_features`.
+FEATURES = ("top_logit", "margin", "agreement", "log_mass", "distance")
+_EPS = 1e-4
+
+
+def label_mass(scores: np.ndarray) -> np.ndarray:
+    """(N,) float64 log of the label mass label spreading brought to each item.
+
+    ``scores``: the (N, C) raw spreading scores (``Propagation.scores``). Each class seeds
+    the same total mass, so the row sum is about 1 next to a label and decays with the
+    distance along the graph; an item no label reaches gets log(1e-6).
+    """
+    mass = np.maximum(np.asarray(scores, np.float64), 0.0).sum(axis=1)
+    return np.log(np.maximum(mass, 1e-6))
+
+
+def neighbour_radius(graph) -> np.ndarray:
+    """(N,) float64 cosine distance from each item to its k-th neighbour in ``graph`` (a
+    :class:`~workbench.neighbors.KnnGraph`): the scale of its own neighbourhood."""
+    sim = np.asarray(graph.similarities, np.float64)
+    sim = np.where(np.asarray(graph.indices) >= 0, sim, np.nan)
+    far = np.nanmin(np.where(np.isfinite(sim), sim, np.inf), axis=1)
+    return np.maximum(1.0 - np.where(np.isfinite(far), far, 0.0), 1e-6)
+
+
+def nearest_labelled_distance(vectors: np.ndarray, labelled: np.ndarray,
+                              rows: np.ndarray | None = None, *,
+                              radius: np.ndarray | None = None) -> np.ndarray:
+    """(R,) float64 cosine distance from each of ``rows`` (default all) to the nearest of
+    the ``labelled`` positions; with ``radius`` ((N,) :func:`neighbour_radius`), the log of
+    that distance over the item's own neighbourhood radius (how many neighbourhoods away
+    the nearest label is: an item of a class with no label sits in a dense region of its
+    own, far from every label). Zeros when that would take more than
+    ``CAL_DISTANCE_MAX_PAIRS`` pairs (a million items), where the label mass stands alone."""
+    x = np.asarray(vectors)
+    rows = np.arange(x.shape[0]) if rows is None else np.asarray(rows, np.int64)
+    labelled = np.asarray(labelled, np.int64)
+    if labelled.size == 0 or rows.size * labelled.size > CAL_DISTANCE_MAX_PAIRS:
+        return np.zeros(rows.size)
+    lab = _unit(x[labelled])
+    out = np.empty(rows.size)
+    block = max(1, int(4_000_000 // max(labelled.size, 1)))
+    for s in range(0, rows.size, block):
+        sim = _unit(x[rows[s:s + block]]) @ lab.T
+        out[s:s + block] = 1.0 - sim.max(axis=1)
+    out = np.maximum(out, 0.0)
+    if radius is None:
+        return out
+    return np.log(np.maximum(out, 1e-6) / np.asarray(radius, np.float64)[rows])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def confidence_features(mixed: np.ndarray, models: list[np.ndarray], weights: np.ndarray,
+                        log_mass: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """(N, 5) float64 features of :data:`FEATURES` for the calibrator.
+
+    Parameters
+    ----------
+    mixed : (N, C) the mixed probabilities (columns aligned with the models').
+    models : the M models' (N, C) probabilities, rows of all-equal values where a model
+        knows nothing.
+    weights : (M,) mixing weights (unused by the agreement, which counts every model).
+    log_mass : (N,) :func:`label_mass`.
+    distance : (N,) :func:`nearest_labelled_distance`.
+    """
+    mixed = np.asarray(mixed, np.float64)
+    n, c = mixed.shape
+    if c >= 2:
+        part = np.partition(mixed, -2, axis=1)
+        top, margin = part[:, -1], part[:, -1] - part[:, -2]
+    else:
+        top, margin = np.ones(n), np.ones(n)
+    label = mixed.argmax(axis=1)
+    if len(weights) != len(models):
+        raise ValueError(f"{len(weights)} weights for {len(models)} models")
+    agree = np.zeros(n)
+    total = np.zeros(n)
+    for p in models:
+        p = np.asarray(p, np.float64)
+        knows = p.max(axis=1) - p.min(axis=1) > 1e-9
+        wk = 1.0 * knows  # every model that knows the item votes, weighted or not
+        agree += wk * (p.argmax(axis=1) == label)
+        total += wk
+    agree = np.divide(agree, total, out=np.ones(n), where=total > 0)
+    top = np.clip(top, _EPS, 1 - _EPS)
+    return np.column_stack([np.log(top / (1 - top)), margin, agree,
+                            np.asarray(log_mass, np.float64), np.asarray(distance, np.float64)])
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """P(a machine label is right | :func:`confidence_features`).
+
+    Attributes
+    ----------
+    kind : ``"logistic"`` (the fitted model), ``"constant"`` (too few held-out items: the
+        held-out hit rate) or ``"identity"`` (the model lost to the uncalibrated top
+        probability on its own held-out check, which is then used as is).
+    mean, scale : (F,) feature standardisation.
+    coef : (F + 1,) intercept then weights on standardised features (``kind="logistic"``).
+    rate : the held-out hit rate (``kind="constant"``).
+    boot : (B, F + 1) bootstrap refits over held-out clusters (B rows of rates for
+        ``"constant"``); the spread of the calibrator itself.
+    check : held-out figures: ``n``, ``groups``, ``log_loss`` (calibrated, out of fold),
+        ``log_loss_uncalibrated``, ``ece``, ``ece_uncalibrated``, ``hit_rate``.
+    unknown_mass : items whose log label mass is below this and whose confidence is below
+        ``CAL_UNKNOWN_CONFIDENCE`` are flagged as "none of the known classes".
+    lo, hi : (F,) range of the features it was fitted on (clipped to, when predicting).
+    known_coef, known_boot : the factor P(the item's class has labels | features) and its
+        bootstrap refits (None: every held-out item's class had labels).
+    """
+
+    kind: str
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    rate: float
+    boot: np.ndarray
+    check: dict = field(default_factory=dict)
+    unknown_mass: float = -np.inf
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    known_coef: np.ndarray | None = None
+    known_boot: np.ndarray | None = None
+
+    def _z(self, f: np.ndarray) -> np.ndarray:
+        """Standardised features, clipped to the range the model was fitted on (half a
+        standard deviation beyond): a logistic slope extrapolated far past its evidence
+        would claim certainty either way."""
+        if self.lo is not None:
+            f = np.clip(f, self.lo, self.hi)
+        return (f - self.mean) / self.scale
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """(N,) float64 P(correct) for (N, F) features."""
+        f = np.asarray(features, np.float64)
+        if self.kind == "constant":
+            return np.full(f.shape[0], self.rate)
+        if self.kind == "identity":
+            return _sigmoid(f[:, 0])
+        z = self._z(f)
+        p = _bounded(self.coef[0] + z @ self.coef[1:])
+        if self.known_coef is not None:
+            p = p * _bounded(self.known_coef[0] + z @ self.known_coef[1:])
+        return p
+
+    def boot_sums(self, features: np.ndarray, weight: np.ndarray | None = None, *,
+                  block: int = 65_536) -> np.ndarray:
+        """(B,) float64 sum over items of ``weight`` (N,) x P(correct) under each bootstrap
+        refit, block by block (B x N at once would not fit at a million items)."""
+        f = np.asarray(features, np.float64)
+        wt = np.ones(f.shape[0]) if weight is None else np.asarray(weight, np.float64)
+        if self.kind == "constant" or self.boot.ndim == 1:
+            return np.asarray(self.boot, np.float64).ravel() * float(wt.sum())
+        if self.boot.shape[0] == 0:
+            return np.zeros(0)
+        out = np.zeros(self.boot.shape[0])
+        for s in range(0, f.shape[0], block):
+            z = self._z(f[s:s + block])
+            p = _bounded(self.boot[:, :1] + self.boot[:, 1:] @ z.T)
+            if self.known_boot is not None:
+                p *= _bounded(self.known_boot[:, :1] + self.known_boot[:, 1:] @ z.T)
+            out += p @ wt[s:s + block]
+        return out
+
+    def model_error(self) -> float:
+        """Standard deviation of the calibrator's error in a mean confidence: its
+        out-of-fold error in the mean on the held-out items, at least
+        ``CAL_MODEL_ERROR``."""
+        bias = self.check.get("bias")
+        return max(abs(bias) if bias is not None else 0.0, CAL_MODEL_ERROR)
+
+    def unknown(self, features: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """(N,) bool: probably wrong, and more likely of a class with no label than not
+        (the ``known`` factor; without one, far from every label by the label mass):
+        "none of the known classes"."""
+        f = np.asarray(features, np.float64)
+        unsure = np.asarray(confidence) < CAL_UNKNOWN_CONFIDENCE
+        if self.kind == "logistic" and self.known_coef is not None:
+            z = self._z(f)
+            return unsure & (_sigmoid(self.known_coef[0] + z @ self.known_coef[1:]) < 0.5)
+        return (f[:, 3] < self.unknown_mass) & unsure
+
+
+def fit_calibrator(features: np.ndarray, correct: np.ndarray, groups: np.ndarray, *,
+                   present: np.ndarray | None = None, folds: np.ndarray | None = None,
+                   weight: np.ndarray | None = None,
+                   right_weight: np.ndarray | None = None, l2: float = CAL_L2,
+                   n_boot: int = CAL_BOOTSTRAP, seed: int = 0) -> Calibrator:
+    """Fit P(correct | features) on held-out human labels.
+
+    With ``present``, in two factors: P(the item's class has labels | features), fitted on
+    all items with ``weight`` (each hidden cluster weighing the same: the share of clusters
+    whose class had no other labels is the Good-Turing estimate of the chance that a new
+    region's class has no label yet), times P(correct | class has labels, features),
+    fitted on the items whose class kept labels, each item weighing the same.
+
+    Parameters
+    ----------
+    features : (H, F) :func:`confidence_features` of H held-out labelled items, computed
+        from models that did not see their labels.
+    correct : (H,) bool, the mixed label equals the human label.
+    groups : (H,) int cluster id of each item (bootstrap and folds resample clusters).
+    present : (H,) bool, the item's class kept labels in its fold (default all True); an
+        item whose class was hidden entirely counts as wrong.
+    folds : (H,) int fold of each item for the held-out check of the calibrator itself
+        (default: the groups, up to 5 folds).
+    weight : (H,) weight of each item in the first factor (default 1).
+    right_weight : (H,) weight of each item in the second factor (default 1).
+    l2 : ridge strength on standardised weights (default ``CAL_L2``).
+    n_boot : bootstrap refits (default ``CAL_BOOTSTRAP``).
+
+    Returns
+    -------
+    :class:`Calibrator`. With fewer than ``CAL_MIN_GROUPS`` clusters, or only right or only
+    wrong items, a factor is a constant: its rate over clusters, shrunk towards 1/2.
+    """
+    f = np.asarray(features, np.float64)
+    y = np.asarray(correct, bool)
+    groups = np.asarray(groups, np.int64)
+    if f.ndim != 2 or y.shape != (f.shape[0],) or groups.shape != y.shape:
+        raise ValueError(f"features (H, F), correct (H,) and groups (H,) must align; got "
+                         f"{f.shape}, {y.shape}, {groups.shape}")
+    known = np.ones(y.size, bool) if present is None else np.asarray(present, bool)
+    y = y & known
+    wt = np.ones(y.size) if weight is None else np.asarray(weight, np.float64)
+    if wt.shape != y.shape or not np.all(np.isfinite(wt) & (wt >= 0)):
+        raise ValueError("weight must be (H,) finite and >= 0")
+    wt = wt * (y.size / wt.sum()) if wt.sum() > 0 else np.ones(y.size)
+    rng = np.random.default_rng(seed)
+    units, gidx = np.unique(groups, return_inverse=True)
+    nf = f.shape[1]
+    mean = f.mean(axis=0) if f.size else np.zeros(nf)
+    scale = f.std(axis=0) if f.size else np.ones(nf)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    lo, hi = (f.min(axis=0) - 0.5 * scale, f.max(axis=0) + 0.5 * scale) if f.size else \
+        (None, None)
+    z = (f - mean) / scale
+    masks = _boot_masks(gidx, units.size, n_boot, rng)
+    rate = _shrunk_rate(y, gidx, units.size)
+    unknown_mass = _unknown_mass(f, y)
+    base = {"n": int(y.size), "groups": int(units.size), "hit_rate": rate}
+    if units.size < CAL_MIN_GROUPS or y.all() or not y.any():
+        boot = np.array([_shrunk_rate(y[m], gidx[m], units.size) for m in masks]) \
+            if y.size else np.linspace(0.05, 0.95, 19)
+        return Calibrator("constant", mean, scale, np.zeros(nf + 1), rate, boot, base,
+                          unknown_mass)
+    ones = np.ones(y.size) if right_weight is None else np.asarray(right_weight, np.float64)
+    right = _Factor.fit(z, y, known, gidx, units.size, ones, l2, masks)
+    has_class = (_Factor.fit(z, known, np.ones(y.size, bool), gidx, units.size, wt, l2, masks)
+                 if not known.all() else None)
+    # The calibrator's own held-out check: out-of-fold predictions, fold by fold.
+    folds = _default_folds(gidx, units.size) if folds is None else np.asarray(folds, np.int64)
+    oof = np.full(y.size, 0.5)
+    oof_const = np.full(y.size, 0.5)
+    for k in np.unique(folds):
+        test, train = folds == k, folds != k
+        if train.sum() < 2:
+            continue
+        zt = _clip_to(z, train)
+        p = _Factor.fit(z[train], y[train], known[train], gidx[train], units.size,
+                        ones[train], l2, []).predict(zt[test])
+        if has_class is not None:
+            p = p * _Factor.fit(z[train], known[train], np.ones(int(train.sum()), bool),
+                                gidx[train], units.size, wt[train], l2, []).predict(zt[test])
+        oof[test] = p
+        oof_const[test] = _shrunk_rate(y[train], gidx[train], np.unique(gidx[train]).size)
+    raw = _sigmoid(f[:, 0])
+    check = {
+        **base,
+        "log_loss": _log_loss(oof, y), "log_loss_uncalibrated": _log_loss(raw, y),
+        "log_loss_constant": _log_loss(oof_const, y),
+        "bias": float(np.mean(oof - y)),
+        "ece": expected_calibration_error(oof, y),
+        "ece_uncalibrated": expected_calibration_error(raw, y),
+        "class_hidden": float(np.average(~known, weights=wt)),
+    }
+    if check["log_loss"] > min(check["log_loss_uncalibrated"], check["log_loss_constant"]):
+        # Never worse than leaving it alone: the better of the two simpler answers.
+        if check["log_loss_uncalibrated"] <= check["log_loss_constant"]:
+            check["bias"] = float(np.mean(raw - y))
+            return Calibrator("identity", mean, scale, right.coef, rate,
+                              np.zeros((0, nf + 1)), check, unknown_mass)
+        check["bias"] = float(np.mean(oof_const - y))
+        boot = np.array([_shrunk_rate(y[m], gidx[m], units.size) for m in masks])
+        return Calibrator("constant", mean, scale, right.coef, rate, boot, check,
+                          unknown_mass)
+    return Calibrator("logistic", mean, scale, right.coef, rate, right.boot, check,
+                      unknown_mass, lo, hi,
+                      None if has_class is None else has_class.coef,
+                      None if has_class is None else has_class.boot)
+
+
+def _clip_to(z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``z`` clipped to the range of its ``rows``, half a standard deviation beyond."""
+    return np.clip(z, z[rows].min(0) - 0.5, z[rows].max(0) + 0.5)
+
+
+@dataclass(frozen=True)
+class _Factor:
+    """One logistic factor of the calibrator: ``coef`` (F + 1,) and ``boot`` (B, F + 1)."""
+
+    coef: np.ndarray
+    boot: np.ndarray
+
+    @classmethod
+    def fit(cls, z: np.ndarray, y: np.ndarray, rows: np.ndarray, gidx: np.ndarray,
+            n_units: int, wt: np.ndarray, l2: float, masks: list[np.ndarray]) -> _Factor:
+        """Fit on ``rows`` (bool); a constant (the shrunk rate) where a fit is not possible;
+        refit on each bootstrap resample ``masks`` (index arrays)."""
+        nf = z.shape[1]
+
+        def one(idx: np.ndarray) -> np.ndarray:
+            idx = idx[rows[idx]]
+            yy = y[idx]
+            if np.unique(gidx[idx]).size < CAL_MIN_GROUPS or yy.all() or not yy.any():
+                r = _shrunk_rate(yy, gidx[idx], n_units)
+                return np.r_[_logit(np.clip(r, 0.01, 0.99)), np.zeros(nf)]
+            return _logistic(z[idx], yy, l2, wt[idx])
+
+        coef = one(np.arange(y.size))
+        boot = np.array([one(m) for m in masks]) if masks else np.zeros((0, nf + 1))
+        return cls(coef, boot)
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        return _bounded(self.coef[0] + z @ self.coef[1:])
+
+
+def _boot_masks(gidx: np.ndarray, n_units: int, n_boot: int, rng) -> list[np.ndarray]:
+    """Index arrays of ``n_boot`` resamples of whole clusters (with replacement)."""
+    members = [np.flatnonzero(gidx == u) for u in range(n_units)]
+    out = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, n_units, n_units)
+        out.append(np.concatenate([members[u] for u in pick]) if n_units else
+                   np.zeros(0, np.int64))
+    return out
+
+
+def _default_folds(gidx: np.ndarray, n_units: int) -> np.ndarray:
+    parts = min(5, n_units)
+    return (np.arange(n_units) % parts)[gidx]
+
+
+def _shrunk_rate(y: np.ndarray, gidx: np.ndarray, n_units: int) -> float:
+    """The hit rate over clusters, shrunk towards 1/2 as if one more right and one more wrong
+    cluster had been seen: with two clusters held out, no rate is sure."""
+    if y.size == 0:
+        return 0.5
+    per = np.bincount(gidx, weights=y.astype(float), minlength=n_units)
+    size = np.bincount(gidx, minlength=n_units)
+    seen = size > 0
+    g = int(seen.sum())
+    return float((np.sum(per[seen] / size[seen]) + 1.0) / (g + 2.0))
+
+
+def _unknown_mass(f: np.ndarray, y: np.ndarray) -> float:
+    """Below this log label mass, a held-out item was wrong more often than right."""
+    if not y.size or y.all():
+        return -np.inf
+    right = f[y, 3]
+    if not right.size:
+        return np.inf
+    return float(np.quantile(right, 0.05))
+
+
+def _logistic(z: np.ndarray, y: np.ndarray, l2: float, wt: np.ndarray | None = None,
+              iters: int = 25) -> np.ndarray:
+    """Ridge logistic regression by Newton's method: (F + 1,) intercept then weights."""
+    n, nf = z.shape
+    wt = np.ones(n) if wt is None else wt
+    a = np.column_stack([np.ones(n), z])
+    beta = np.zeros(nf + 1)
+    beta[0] = _logit(np.clip(y.mean(), 0.01, 0.99))
+    pen = np.full(nf + 1, l2)
+    pen[0] = 1e-6
+    t = y.astype(np.float64)
+    for _ in range(iters):
+        p = _sigmoid(a @ beta)
+        grad = a.T @ (wt * (p - t)) + pen * beta
+        hess = (a * (wt * p * (1 - p))[:, None]).T @ a + np.diag(pen)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return beta
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+
+
+def _bounded(x: np.ndarray) -> np.ndarray:
+    """A fitted factor's probability, kept within ``CAL_BOUNDS``: a few dozen held-out
+    clusters never justify certainty, and one confident miss costs a log loss of 10."""
+    return np.clip(_sigmoid(x), CAL_BOUNDS[0], CAL_BOUNDS[1])
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray, wt: np.ndarray | None = None) -> float:
+    p = np.clip(np.asarray(p, np.float64), 1e-4, 1 - 1e-4)
+    if not y.size:
+        return 0.0
+    return float(-np.average(np.where(y, np.log(p), np.log(1 - p)), weights=wt))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, *,
+                               bins: int = 15) -> float:
+    """ECE: the mean over equal-width confidence bins of |hit rate - mean confidence|,
+    weighted by the share of items in the bin (Guo et al., 2017); 0 for no items."""
+    c = np.asarray(confidence, np.float64)
+    y = np.asarray(correct, bool)
+    if c.size == 0:
+        return 0.0
+    b = np.minimum((c * bins).astype(np.int64), bins - 1)
+    gap = np.abs(np.bincount(b, weights=y.astype(float), minlength=bins)
+                 - np.bincount(b, weights=c, minlength=bins))
+    return float(gap.sum() / c.size)
+
+
+def fallback_calibrator(n_features: int = len(FEATURES)) -> Calibrator:
+    """With no held-out check possible (labels in fewer than two clusters): a coin flip,
+    with a bootstrap spread as wide as the unit interval allows."""
+    return Calibrator("constant", np.zeros(n_features), np.ones(n_features),
+                      np.zeros(n_features + 1), 0.5, np.linspace(0.05, 0.95, 19),
+                      {"n": 0, "groups": 0, "hit_rate": None})
+
+
+def estimate_accuracy(p: np.ndarray, boot_sums: np.ndarray | None, n_sure: int, *,
+                      model_error: float = 0.0, z: float = CAL_INTERVAL_Z) -> dict:
+    """Expected share right of ``n_sure`` items taken as right plus items right with
+    probabilities ``p`` (R,), with an interval.
+
+    The count right among the uncertain items is Poisson-binomial (variance sum p(1-p));
+    ``boot_sums`` (B,) adds the calibrator's own uncertainty (the variance of the expected
+    count across bootstrap refits, :meth:`Calibrator.boot_sums`); ``model_error`` the
+    standard deviation of the calibrator's error in the mean over the uncertain items
+    (:meth:`Calibrator.model_error`: held-out items are not the unlabelled ones, and the
+    bootstrap only sees the former). Returns ``accuracy``, ``low``, ``high`` (None for no
+    items) and ``count``.
+    """
+    p = np.asarray(p, np.float64)
+    total = n_sure + p.size
+    if total == 0:
+        return {"accuracy": None, "low": None, "high": None, "count": 0}
+    s = float(p.sum())
+    var = float((p * (1 - p)).sum())
+    if boot_sums is not None and np.size(boot_sums) > 1:
+        # A robust spread (interquartile range): a refit on a lopsided resample of a few
+        # clusters can be far off, and one such refit must not blow the interval open.
+        q1, q3 = np.percentile(boot_sums, [25, 75])
+        var += float((q3 - q1) / 1.349) ** 2
+    var += (model_error * p.size) ** 2
+    half = z * np.sqrt(var)
+    acc = (n_sure + s) / total
+    low = max((n_sure + s - half) / total, n_sure / total)
+    high = min((n_sure + s + half) / total, 1.0)
+    return {"accuracy": float(acc), "low": float(low), "high": float(high), "count": int(total)}
