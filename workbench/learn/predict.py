@@ -467,11 +467,14 @@ def _columns(proba: np.ndarray, have: np.ndarray, want: np.ndarray) -> np.ndarra
 def fit_temperature(proba: np.ndarray, truth: np.ndarray) -> float:
     """The temperature (see :func:`mix`) that minimises the log loss of ``proba`` (H, C) on
     the column indices ``truth`` (H,): a one-parameter calibration, as for neural nets
-    (Guo et al., 2017), searched on a log grid from 0.02 to 50."""
+    (Guo et al., 2017), searched on a log grid from 1/4 to 4. The grid is bounded: held-out
+    items a mix cannot get right pushed it to its top (50 on the old grid), flattening
+    every probability alike (issue 12); the chance of being right is the calibrator's job
+    (:mod:`~workbench.learn.calibrate`), this only keeps the probabilities' shape sane."""
     truth = np.asarray(truth, np.int64)
     if truth.size == 0:
         return 1.0
-    grid = np.geomspace(0.02, 50.0, 61)
+    grid = np.geomspace(0.25, 4.0, 41)
     losses = []
     for t in grid:
         p = _sharpen(proba, t)
