@@ -156,7 +156,7 @@ def test_hidden_class_gives_low_confidence(digits):
     free = lab < 0
     new = free & (y >= 6)
     old = free & (y < 6)
-    assert combined.confidence[new].mean() > 0.8  # uncalibrated: sure of a wrong class
+    assert combined.confidence[new].mean() > 0.5  # uncalibrated: more sure than right (0)
     # Every labelled cluster is its class's only one, so the held-out check cannot tell
     # an unlabelled cluster of a named digit from one of a new digit: both come out
     # doubtful, the new digits far more so.
