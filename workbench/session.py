@@ -129,6 +129,8 @@ class Workbench:
         # The probe's cross-validated accuracy (compatibility only; see estimate()).
         self.probe_accuracy: float | None = None
         self._calibration: dict[str, Any] | None = None
+        # (human labels, probe labels, out-of-fold probabilities) of the last probe fit.
+        self._issues_input: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._estimates: dict[Any, dict[str, Any]] = {}
         self._clusters: list[Cluster] | None = None
         self._clusters_lock = threading.Lock()
@@ -478,9 +480,16 @@ class Workbench:
         suspect first; ``exclude``: positions to leave out (e.g. already reviewed)."""
         from .learn import rank_label_issues
 
-        human = self.labels.state.human
+        human = self.labels.state.human.copy()  # callers may be worker threads
+        with self._lock:
+            fitted = self._issues_input
+        labels, oof = human, None
+        if fitted is not None and np.array_equal(fitted[0], human):
+            # The last retrain's out-of-fold probe probabilities, for the labels as they
+            # are now: nothing to fit again.
+            labels, oof = fitted[1], fitted[2]
         try:
-            issues = rank_label_issues(self.vectors, human)
+            issues = rank_label_issues(self.vectors, labels, oof_proba=oof)
         except NotEnoughLabels:
             return np.zeros(0, np.int64)
         ranked = issues.ranked
@@ -651,19 +660,25 @@ class Workbench:
             map_spreader.fit(human)
             out["map_propagation"] = map_spreader.predictions_
             graphs["map"] = self.map_graph
-        n_labelled = int((human >= 0).sum())
+        # The probe learns the classes with 2+ labels (its held-out choice of L2 needs
+        # them); a class named by one item is left to propagation until its second label,
+        # rather than holding the probe back for every class.
         classes, counts = np.unique(human[human >= 0], return_counts=True)
+        probe_labels = np.where(np.isin(human, classes[counts < 2]), -1, human)
+        n_probe = int((probe_labels >= 0).sum())
         probe = None
-        if n_labelled >= PROBE_MIN_LABELS and classes.size >= 2 and counts.min() >= 2:
+        if n_probe >= PROBE_MIN_LABELS and int((counts >= 2).sum()) >= 2:
             try:
-                probe = LinearProbe(device=self.device).fit(self.vectors, human)
+                probe = LinearProbe(device=self.device).fit(self.vectors, probe_labels)
                 out["probe"] = probe.predictions(self.vectors)
                 out["accuracy"] = float(probe.cv_accuracy_)
+                # Kept so the suspected-errors queue ranks without fitting again.
+                out["issues_input"] = (human.copy(), probe_labels, probe.oof_proba_)
             except NotEnoughLabels as e:
                 out["message"] = str(e)
         else:
-            out["message"] = (f"probe waits for {PROBE_MIN_LABELS} labels of 2+ classes "
-                              f"(2+ each); have {n_labelled}")
+            out["message"] = (f"the probe waits for {PROBE_MIN_LABELS} labels in 2+ classes "
+                              f"that have 2+ labels each; {n_probe} so far")
         models = {"propagated": out["propagation"], "map": out["map_propagation"],
                   "probe": out["probe"]}
         held = held_out_predictions(
@@ -717,6 +732,7 @@ class Workbench:
             if result["accuracy"] is not None:
                 self.probe_accuracy = result["accuracy"]
             self._calibration = result.get("calibration")
+            self._issues_input = result.get("issues_input")
             self._estimates = {}
             self.message = result["message"]
             self._running.discard("retrain")
