@@ -292,33 +292,6 @@ EXPORT_FOLDER_META = "workbench-export.json"
 #: spreadsheets open label exports, and label names are free text typed by anyone.
 EXPORT_CSV_SAFE = True
 
-# -- damaged files (project.py, _files.py) ----------------------------------------------------
-
-#: Staging folder a create builds the project in before moving it into place; hidden (folder
-#: loaders skip it) and named so that a user who finds one left by a kill knows what it is.
-STAGING_PREFIX = ".workbench-creating-"
-
-# -- many classes (learn/propagate.py, learn/probe.py) -----------------------------------------
-
-#: Above this many classes, propagation and the probe warn (warnings.warn, once per class
-#: count, at LabelSpreader.fit / propagate and LinearProbe.fit): a retrain's time and memory
-#: then grow with the classes, each model keeping an (N, C) float32 table (4 MB per 1,000
-#: items at 1,000 classes) and propagation one sparse product per class and iteration.
-MANY_CLASSES = 200
-#: Classes solved together by propagation's conjugate gradients: its (N, block) work arrays
-#: (6 of them) stay ~150 MB at 100k items however many classes there are, and 64 columns
-#: already make each sparse product run near memory speed.
-PROPAGATION_BLOCK_COLUMNS = 64
-#: Above this many (labels x classes x L2 values x PROBE_CV_FOLDS), the probe chooses its L2
-#: strength on one held-out split instead of k folds (as above PROBE_KFOLD_MAX_LABELS):
-#: 5,000 labels of 50 classes still get k folds; 2,000 labels of 1,000 classes would cost
-#: 25 fits of 2,000 x 1,000 logits for a choice that one split makes as well.
-PROBE_SELECT_CELLS = 10_000_000
-#: Largest (labels x problems x classes) fitted in one joint L-BFGS run: every step moves
-#: that many logits (and several copies for the gradient) and the run lasts until the
-#: slowest problem converges; 5,000 labels x 25 problems x 50 classes still go at once.
-PROBE_BATCH_CELLS = 8_000_000
-
 # -- calibration (learn/calibrate.py, Workbench.estimate) -------------------------------------
 
 #: Bootstrap refits of the confidence calibrator over held-out clusters: enough for the
