@@ -58,6 +58,7 @@ __all__ = [
     "MAP_HEIGHT",
     "MAP_POINT_SIZE",
     "MAX_IMAGE_PIXELS",
+    "MIX_BLOCK_ROWS",
     "MIX_FOLDS",
     "MIX_FOLDS_MAX_ITEMS",
     "MIX_HOLDOUT_FRACTION",
@@ -339,6 +340,9 @@ MANY_CLASSES = 200
 #: (6 of them) stay ~150 MB at 100k items however many classes there are, and 64 columns
 #: already make each sparse product run near memory speed.
 PROPAGATION_BLOCK_COLUMNS = 64
+#: Rows the mix of models combines at a time: its float64 work arrays stay 8,192 x C (64 MB
+#: at 1,000 classes) instead of a whole (N, C) float64 table (800 MB at 100k x 1,000).
+MIX_BLOCK_ROWS = 8_192
 #: Above this many (labels x classes x L2 values x PROBE_CV_FOLDS), the probe chooses its L2
 #: strength on one held-out split instead of k folds (as above PROBE_KFOLD_MAX_LABELS):
 #: 5,000 labels of 50 classes still get k folds; 2,000 labels of 1,000 classes would cost

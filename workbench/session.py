@@ -641,7 +641,7 @@ class Workbench:
         )
         from .learn.calibrate import (
             fallback_calibrator,
-            label_mass,
+            log_mass,
             nearest_labelled_distance,
             neighbour_radius,
         )
@@ -691,10 +691,10 @@ class Workbench:
         out["weights"] = mixing.weights
         combined = mix(models, mixing.weights, temperature=mixing.temperature)
         # Calibrated confidence: the chance each machine label is right (learn/calibrate.py).
-        log_mass = label_mass(out["propagation"].scores)
+        mass = log_mass(out["propagation"].mass)
         distance = nearest_labelled_distance(self.vectors, np.flatnonzero(human >= 0),
                                              radius=neighbour_radius(self.graph))
-        combined, features = calibrated(combined, models, mixing, log_mass=log_mass,
+        combined, features = calibrated(combined, models, mixing, log_mass=mass,
                                         distance=distance)
         out["combined"] = combined
         out["calibration"] = {"calibrator": mixing.calibrator, "features": features,

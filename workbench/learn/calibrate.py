@@ -54,6 +54,7 @@ __all__ = [
     "fallback_calibrator",
     "fit_calibrator",
     "label_mass",
+    "log_mass",
     "nearest_labelled_distance",
     "neighbour_radius",
 ]
@@ -70,8 +71,13 @@ def label_mass(scores: np.ndarray) -> np.ndarray:
     the same total mass, so the row sum is about 1 next to a label and decays with the
     distance along the graph; an item no label reaches gets log(1e-6).
     """
-    mass = np.maximum(np.asarray(scores, np.float64), 0.0).sum(axis=1)
-    return np.log(np.maximum(mass, 1e-6))
+    return log_mass(np.maximum(np.asarray(scores, np.float64), 0.0).sum(axis=1))
+
+
+def log_mass(mass: np.ndarray) -> np.ndarray:
+    """(N,) float64 log of a label mass given as row sums (``Propagation.mass``): the same
+    figure as :func:`label_mass` without making the (N, C) scores."""
+    return np.log(np.maximum(np.asarray(mass, np.float64), 1e-6))
 
 
 def neighbour_radius(graph) -> np.ndarray:

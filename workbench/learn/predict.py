@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._config import MIX_FOLDS, MIX_HOLDOUT_FRACTION, MIX_WEIGHT_STEP
+from .._config import MIX_BLOCK_ROWS, MIX_FOLDS, MIX_HOLDOUT_FRACTION, MIX_WEIGHT_STEP
 from ..neighbors import KnnGraph
 from ._common import NotEnoughLabels, Predictions, check_labels
 
@@ -128,13 +128,20 @@ def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float], 
     w[:, fallback] = known[:, fallback]
     total = w.sum(axis=0)
     anyone = total > 0
-    acc = np.zeros((n, classes.size), np.float64)
-    for j, k in enumerate(names):
-        if w[j].any():
-            cols = np.searchsorted(classes, given[k].classes)
-            acc[:, cols] += given[k].proba * w[j][:, None]
-    proba = np.full((n, classes.size), 1.0 / classes.size, np.float32)
-    proba[anyone] = _sharpen(acc[anyone] / total[anyone, None], temperature).astype(np.float32)
+    cols = {k: np.searchsorted(classes, given[k].classes) for k in names}
+    proba = np.empty((n, classes.size), np.float32)
+    # Row blocks: the float64 work arrays stay MIX_BLOCK_ROWS x C whatever N is (one
+    # (N, C) float64 table is 800 MB at 100k items x 1,000 classes).
+    for start in range(0, n, MIX_BLOCK_ROWS):
+        rows = slice(start, min(start + MIX_BLOCK_ROWS, n))
+        acc = np.zeros((rows.stop - start, classes.size), np.float64)
+        for j, k in enumerate(names):
+            if w[j, rows].any():
+                acc[:, cols[k]] += given[k].proba[rows] * w[j, rows][:, None]
+        ok = anyone[rows]
+        block = proba[rows]
+        block[:] = 1.0 / classes.size
+        block[ok] = _sharpen(acc[ok] / total[rows][ok, None], temperature)
     base = Predictions.from_proba(classes, proba, "combined", known=anyone)
     count = known.sum(axis=0)
     first = np.array(names, dtype=object)[known.argmax(axis=0)]
@@ -255,7 +262,7 @@ def held_out_predictions(
     """Hide the labelled items fold by fold and predict them from the rest (see
     :func:`held_out_weights` for the parameters); None when fewer than 2 blocks of labels
     can be hidden."""
-    from .calibrate import label_mass, nearest_labelled_distance, neighbour_radius
+    from .calibrate import log_mass, nearest_labelled_distance, neighbour_radius
     from .probe import LinearProbe
     from .propagate import propagate
 
@@ -306,7 +313,7 @@ def held_out_predictions(
                 continue
             row[name] = _columns(p.proba[pos], p.classes, classes)
             if name == first:
-                row["log_mass"] = label_mass(p.scores[pos])
+                row["log_mass"] = log_mass(p.mass[pos])
         if probe is not None:
             try:
                 fp = LinearProbe(l2_grid=(probe.l2_,), cv=2, device=probe.device_)
