@@ -183,7 +183,8 @@ def retrain_run(args: argparse.Namespace) -> dict:
         res["rss_bytes_after_probe"] = peak_rss()
         t = time.perf_counter()
         mixing = held_out_weights(human, {"propagated": graph}, probe, vectors=x,
-                                  folds=MIX_FOLDS if args.n <= MIX_FOLDS_MAX_ITEMS else 1)
+                                  folds=MIX_FOLDS if args.n <= MIX_FOLDS_MAX_ITEMS else 1,
+                                  fitted={"propagated": prop})
         res["held_out_weights_seconds"] = time.perf_counter() - t
         res["rss_bytes_after_held_out_weights"] = peak_rss()
         t = time.perf_counter()

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._config import MIX_BLOCK_ROWS, MIX_FOLDS, MIX_HOLDOUT_FRACTION, MIX_WEIGHT_STEP
+from .._config import (
+    MANY_CLASSES,
+    MIX_BLOCK_ROWS,
+    MIX_FOLDS,
+    MIX_HOLDOUT_FRACTION,
+    MIX_WEIGHT_STEP,
+)
 from ..neighbors import KnnGraph
 from ._common import NotEnoughLabels, Predictions, check_labels
 
@@ -31,6 +37,7 @@ __all__ = [
     "mix",
     "mixing_from_held_out",
 ]
+
 
 
 @dataclass(frozen=True)
@@ -258,19 +265,36 @@ def held_out_predictions(
     groups: np.ndarray | None = None,
     folds: int = MIX_FOLDS,
     seed: int = 0,
+    fitted: Mapping[str, Any] | None = None,
 ) -> HeldOut | None:
     """Hide the labelled items fold by fold and predict them from the rest (see
     :func:`held_out_weights` for the parameters); None when fewer than 2 blocks of labels
-    can be hidden."""
+    can be hidden.
+
+    ``fitted`` (optional): name -> the :class:`~workbench.learn.Propagation` of all of
+    ``human`` over ``graphs[name]`` (other entries are ignored). Above ``MANY_CLASSES``
+    classes each fold then solves only the columns of classes that lost a label, started
+    from these (:func:`~workbench.learn.propagate.fold_propagation`), and refits the probe
+    once with its L2 and temperature (:meth:`~workbench.learn.LinearProbe.refit`). At or
+    below ``MANY_CLASSES`` nothing changes: cold propagations and two-fold probe refits.
+    Above ``MANY_CLASSES``, ``folds`` is 1 whatever is asked (one split is hidden).
+    """
     from .calibrate import log_mass, nearest_labelled_distance, neighbour_radius
     from .probe import LinearProbe
-    from .propagate import propagate
+    from .propagate import Propagation, fold_propagation, propagate
 
     human = check_labels(human)
     if probe is not None and vectors is None:
         raise ValueError("held_out_weights needs the vectors to refit the probe per fold")
     lab = np.flatnonzero(human >= 0)
     classes = np.unique(human[lab])
+    many = classes.size > MANY_CLASSES
+    full = {k: p for k, p in (fitted or {}).items()
+            if many and k in graphs and isinstance(p, Propagation)}
+    if many:
+        # Each fold costs about a retrain (100k items x 1,000 classes: five folds took 92
+        # s of a 134 s retrain): one MIX_HOLDOUT_FRACTION split, as for very many items.
+        folds = 1
     block = lab if groups is None else np.asarray(groups, np.int64)[lab]
     units = np.unique(block)
     if units.size < 2:
@@ -308,17 +332,26 @@ def held_out_predictions(
         }
         for name, graph in graphs.items():
             try:
-                p = propagate(graph, train)
+                if name in full:  # many classes: only the columns that lost a label
+                    got, proba, mass = fold_propagation(graph, human, pos, full[name])
+                else:
+                    p = propagate(graph, train)
+                    got, proba, mass = p.classes, p.proba[pos], p.mass[pos]
+                    del p
             except NotEnoughLabels:
                 continue
-            row[name] = _columns(p.proba[pos], p.classes, classes)
+            row[name] = _columns(proba, got, classes)
             if name == first:
-                row["log_mass"] = log_mass(p.mass[pos])
+                row["log_mass"] = log_mass(mass)
         if probe is not None:
             try:
-                fp = LinearProbe(l2_grid=(probe.l2_,), cv=2, device=probe.device_)
-                fp.fit(vectors, train)
+                if many:
+                    fp = probe.refit(vectors, train)
+                else:
+                    fp = LinearProbe(l2_grid=(probe.l2_,), cv=2, device=probe.device_)
+                    fp.fit(vectors, train)
                 row["probe"] = _columns(fp.predict_proba(vectors[pos]), fp.classes_, classes)
+                del fp
             except NotEnoughLabels:
                 pass
         rows.append(row)
@@ -345,6 +378,7 @@ def held_out_weights(
     folds: int = MIX_FOLDS,
     seed: int = 0,
     calibrate: bool = True,
+    fitted: Mapping[str, Any] | None = None,
 ) -> Mixing | None:
     """Weights (a temperature, and a confidence calibrator) for :func:`mix` of the
     propagations over ``graphs`` and the probe, chosen on human labels hidden from them.
@@ -383,6 +417,8 @@ def held_out_weights(
         counts).
     seed : seed of the fold split.
     calibrate : also fit the calibrator (default True).
+    fitted : name -> the propagation of all of ``human`` over that graph (see
+        :func:`held_out_predictions`; used above ``MANY_CLASSES`` classes only).
 
     Returns
     -------
@@ -391,7 +427,7 @@ def held_out_weights(
     None when fewer than 2 labelled items or blocks can be hidden.
     """
     held = held_out_predictions(human, graphs, probe, vectors=vectors, groups=groups,
-                                folds=folds, seed=seed)
+                                folds=folds, seed=seed, fitted=fitted)
     if held is None:
         return None
     return mixing_from_held_out(held, calibrate=calibrate)

@@ -177,6 +177,39 @@ class LinearProbe:
         self.coef_ = w[0].detach().cpu().numpy()
         self.intercept_ = b[0].detach().cpu().numpy()
 
+    def refit(self, vectors: np.ndarray, labels: np.ndarray) -> LinearProbe:
+        """A new probe fitted once on ``labels`` with this one's L2 strength, temperature and
+        feature standardisation (``vectors`` must be the ones this probe was fitted on): no
+        held-out selection, no second pass over the vectors. What a held-out fold with many
+        classes needs (issue 13): ``LinearProbe(l2_grid=(l2_,), cv=2)`` fits three times.
+        ``cv_accuracy_`` is NaN and ``oof_proba_`` is not set.
+        """
+        import torch
+
+        self._check_fitted()
+        x = as_vectors(vectors)
+        labels = check_labels(labels, x.shape[0])
+        new = LinearProbe(l2_grid=(self.l2_,), cv=self.cv, max_iter=self.max_iter,
+                          device=self.device_, seed=self.seed)
+        new.classes_ = labelled_classes(labels, what="the linear probe")
+        new.device_, new.mean_, new.scale_ = self.device_, self.mean_, self.scale_
+        new.labelled_ = np.flatnonzero(labels >= 0)
+        new.l2_, new.temperature_, new.cv_accuracy_ = self.l2_, self.temperature_, float("nan")
+        y = np.searchsorted(new.classes_, labels[new.labelled_])
+        xl = new._standardise(x[new.labelled_])
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(_threads_for(xl.size * new.classes_.size))
+        try:
+            dev = torch.device(new.device_)
+            w, b = _fit_batched(torch, torch.as_tensor(xl, device=dev),
+                                torch.as_tensor(y, device=dev), new.classes_.size,
+                                np.ones((1, y.size), bool), np.array([new.l2_]), self.max_iter)
+        finally:
+            torch.set_num_threads(old_threads)
+        new.coef_ = w[0].detach().cpu().numpy()
+        new.intercept_ = b[0].detach().cpu().numpy()
+        return new
+
     # -- scoring -------------------------------------------------------------------------------
 
     def decision_function(self, vectors: np.ndarray) -> np.ndarray:

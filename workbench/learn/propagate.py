@@ -41,7 +41,8 @@ from .._config import (
 from ..neighbors import KnnGraph
 from ._common import Predictions, check_labels, labelled_classes, warn_if_many_classes
 
-__all__ = ["LabelSpreader", "Propagation", "propagate", "spreading_operator"]
+__all__ = ["LabelSpreader", "Propagation", "fold_propagation", "propagate",
+           "spreading_operator"]
 
 #: Below this many items the reordering is not worth its (small) cost: ``F`` fits in cache.
 _REORDER_MIN_ITEMS = 4096
@@ -225,6 +226,93 @@ def propagate(
     system = _system_for(graph, alpha, _solver_dtype(tol))
     return _compute_propagation(system, labels, tol=tol, max_iter=max_iter,
                                 warm_start=warm_start)
+
+
+def fold_propagation(
+    graph: KnnGraph | sp.spmatrix,
+    human: np.ndarray,
+    hidden: np.ndarray,
+    full: Propagation,
+    *,
+    alpha: float = PROPAGATION_ALPHA,
+    tol: float = PROPAGATION_TOL,
+    max_iter: int = PROPAGATION_MAX_ITER,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The propagation of ``human`` with the labels at ``hidden`` removed, read only at
+    ``hidden``, from ``full`` (the propagation of all of ``human`` over the same graph).
+
+    Each class's column is its own linear system. A class none of whose labels is hidden
+    has the same seeds as in ``full`` up to the class-mass factor (the mean label count
+    changes), so its column is ``full``'s times that factor and needs no solve; only the
+    columns of classes with hidden labels are solved (``PROPAGATION_BLOCK_COLUMNS`` at a
+    time, started from ``full``'s columns). No (N, C) table is made: the answer is
+    (H, C). What a held-out fold with many classes needs (issue 13).
+
+    Parameters
+    ----------
+    human : (N,) int64 all human labels (those ``full`` saw), -1 = unlabelled.
+    hidden : (H,) int64 positions of labelled items to hide (and to predict).
+    full : :func:`propagate` of ``human`` over ``graph`` (same ``alpha``).
+
+    Returns
+    -------
+    classes : (C,) int64 classes that keep a label; proba : (H, C) float32 the hidden
+    items' probabilities (as ``propagate(graph, train).proba[hidden]``, to the solver's
+    tolerance); mass : (H,) float64 their label mass.
+
+    Raises
+    ------
+    NotEnoughLabels : fewer than 2 labelled items or 2 classes remain.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    system = _system_for(graph, alpha, _solver_dtype(tol))
+    n, dtype = system.n, system.dtype
+    human = check_labels(human, n)
+    hidden = np.asarray(hidden, np.int64)
+    train = human.copy()
+    train[hidden] = -1
+    classes = labelled_classes(train, what="propagation")
+    c = classes.size
+    src = _warm_columns(full, classes, n)
+    if src is None or (src < 0).any():  # not the propagation of these labels: solve all
+        p = _compute_propagation(system, train, tol=tol, max_iter=max_iter, warm_start=None)
+        return p.classes, p.proba[hidden], p.mass[hidden]
+    idx = np.flatnonzero(train >= 0)
+    col = np.searchsorted(classes, train[idx])
+    counts = np.bincount(col, minlength=c)
+    lab_all = human[human >= 0]
+    all_counts = np.bincount(np.searchsorted(full.classes, lab_all), minlength=full.classes.size)
+    # Full seeds (1 - alpha) mean_full / count_full[j]; fold seeds mean_fold / count_fold[j]:
+    # a class that lost no label has its column scaled by mean_fold / mean_full.
+    ratio = counts.mean() / all_counts[all_counts > 0].mean()
+    changed = np.flatnonzero(counts != all_counts[src])
+    same = np.setdiff1d(np.arange(c), changed)
+    out = np.empty((hidden.size, c), dtype)
+    if same.size:
+        if full.exact_scores is not None:
+            kept = full.exact_scores[hidden][:, src[same]]
+        else:
+            kept = full.proba[hidden][:, src[same]] * full.mass[hidden].astype(np.float32)[:, None]
+        out[:, same] = kept * dtype(ratio)
+    seed = ((1.0 - alpha) * (counts.mean() / counts[col])).astype(dtype)
+    rows = idx if system.inv is None else system.inv[idx]
+    at = hidden if system.inv is None else system.inv[hidden]
+    for j0 in range(0, changed.size, PROPAGATION_BLOCK_COLUMNS):
+        cols = changed[j0:j0 + PROPAGATION_BLOCK_COLUMNS]
+        local = np.full(c, -1)
+        local[cols] = np.arange(cols.size)
+        here = local[col] >= 0
+        b = np.zeros((n, cols.size), dtype)
+        b[rows[here], local[col[here]]] = seed[here]
+        start = full.score_columns(src[cols]).astype(dtype)
+        x = np.ascontiguousarray(start if system.perm is None else start[system.perm])
+        del start
+        x, _, _ = _block_cg(system.matrix, b, x, tol=tol, max_iter=max_iter)
+        out[:, cols] = x[at]
+        del b, x
+    proba, _, mass = _normalise_rows(out)
+    return classes, proba, mass
 
 
 class LabelSpreader:
