@@ -683,7 +683,7 @@ class Workbench:
                   "probe": out["probe"]}
         held = held_out_predictions(
             human, graphs, probe, vectors=self.vectors, groups=self._cluster_ids(),
-            folds=MIX_FOLDS if self.n <= MIX_FOLDS_MAX_ITEMS else 1)
+            folds=MIX_FOLDS if self.n <= MIX_FOLDS_MAX_ITEMS else 1, fitted=models)
         mixing = None if held is None else mixing_from_held_out(held)
         if mixing is None:  # too few labels to hold any out: an even mix, a coin flip
             mixing = Mixing({k: 1.0 for k, v in models.items() if v is not None},
