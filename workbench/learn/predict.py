@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._config import (
+    HELD_OUT_PROPAGATION_TOL,
     MANY_CLASSES,
     MIX_BLOCK_ROWS,
     MIX_FOLDS,
@@ -274,7 +275,8 @@ def held_out_predictions(
     ``fitted`` (optional): name -> the :class:`~workbench.learn.Propagation` of all of
     ``human`` over ``graphs[name]`` (other entries are ignored). Above ``MANY_CLASSES``
     classes each fold then solves only the columns of classes that lost a label, started
-    from these (:func:`~workbench.learn.propagate.fold_propagation`), and refits the probe
+    from these, to ``HELD_OUT_PROPAGATION_TOL``
+    (:func:`~workbench.learn.propagate.fold_propagation`), and refits the probe
     once with its L2 and temperature (:meth:`~workbench.learn.LinearProbe.refit`). At or
     below ``MANY_CLASSES`` nothing changes: cold propagations and two-fold probe refits.
     Above ``MANY_CLASSES``, ``folds`` is 1 whatever is asked (one split is hidden).
@@ -333,7 +335,8 @@ def held_out_predictions(
         for name, graph in graphs.items():
             try:
                 if name in full:  # many classes: only the columns that lost a label
-                    got, proba, mass = fold_propagation(graph, human, pos, full[name])
+                    got, proba, mass = fold_propagation(graph, human, pos, full[name],
+                                                        tol=HELD_OUT_PROPAGATION_TOL)
                 else:
                     p = propagate(graph, train)
                     got, proba, mass = p.classes, p.proba[pos], p.mass[pos]
