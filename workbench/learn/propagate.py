@@ -275,7 +275,8 @@ def fold_propagation(
     classes = labelled_classes(train, what="propagation")
     c = classes.size
     src = _warm_columns(full, classes, n)
-    if src is None or (src < 0).any():  # not the propagation of these labels: solve all
+    stale = full is None or not np.array_equal(full.classes, np.unique(human[human >= 0]))
+    if stale or src is None or (src < 0).any():  # not the propagation of these labels
         p = _compute_propagation(system, train, tol=tol, max_iter=max_iter, warm_start=None)
         return p.classes, p.proba[hidden], p.mass[hidden]
     idx = np.flatnonzero(train >= 0)
