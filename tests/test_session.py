@@ -201,7 +201,7 @@ def test_zero_vectors_given_to_a_session_are_refused_naming_the_item(tmp_path):
     wb = Workbench.demo(tmp_path / "d", layout="quick", background=False)
     vectors = np.array(wb.vectors)
     vectors[5] = 0
-    with pytest.raises(ItemError, match="digits/0005.png"):
+    with pytest.raises(ItemError, match=r"digits/0005\.png"):
         Workbench(wb.project, vectors=vectors, layout="quick", background=False)
     assert (wb.labels.state.human < 0).all()  # refused before anything was written
     wb.close()
