@@ -145,6 +145,18 @@ def test_undo_redo_and_remove_by_keys(app):
     assert (wb.labels.state.human[app.selection] == -1).all()
 
 
+def test_any_class_past_key_nine_labels_through_the_picked_class(app):
+    wb = app.session
+    for i in range(11):
+        wb.create_class(f"c{i}")
+    app.refresh()
+    app.selection = wb.clusters[0].members[:4]
+    app.panel.class_pick.value = wb.labels.class_id("c10")  # the 11th class: no key for it
+    app.panel.label_picked.click()
+    assert app.panel.error.value == ""
+    assert set(app.labels[app.selection]) == {"c10"}
+
+
 def test_key_without_class_explains(app):
     app.selection = [0, 1]
     browser_says(app.map, {"type": "label_key", "key": 5})

@@ -371,6 +371,7 @@ class WorkbenchApp(w.VBox):
             return name
 
         p.create.on_click(guarded(lambda: self.session.create_class(typed_name())))
+        p.label_picked.on_click(guarded(lambda: self.label(self._picked_name())))
         p.rename.on_click(guarded(lambda: self.session.rename_class(
             self._picked_name(), typed_name())))
         p.merge.on_click(guarded(lambda: self.session.merge_classes(

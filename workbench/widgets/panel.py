@@ -76,7 +76,7 @@ class ControlPanel(w.VBox):
     """Controls of the workbench, grouped in rows.
 
     Attributes (the controls the app wires): ``class_name`` (Text), ``class_pick``
-    (Dropdown of classes), ``create``, ``rename``, ``merge``, ``delete``, ``unlabel``,
+    (Dropdown of classes), ``label_picked``, ``create``, ``rename``, ``merge``, ``delete``, ``unlabel``,
     ``undo``, ``redo``, ``label_buttons`` (HBox, one button per class), ``query``,
     ``search``, ``more_like_this``, ``cluster_pick``, ``select_cluster``,
     ``label_cluster``, ``queue_next``, ``queue_errors``, ``clear``, ``accept``, ``export``,
@@ -88,6 +88,9 @@ class ControlPanel(w.VBox):
         self.class_pick = w.Dropdown(options=[], description="class",
                                      layout=w.Layout(width="220px"))
         self.create = _button("new class", "create a class named as typed")
+        self.label_picked = _button(
+            "label as picked", "label the selection with the picked class (any class, also "
+            "those past key 9)")
         self.rename = _button("rename", "rename the picked class to the typed name")
         self.merge = _button("merge into", "merge the picked class into the typed class")
         self.delete = _button("delete", "delete the picked class (its items become unlabelled)")
@@ -114,8 +117,8 @@ class ControlPanel(w.VBox):
         self._on_label: Callable[[int], None] | None = None
         super().__init__(
             [
-                w.HBox([self.class_name, self.create, self.class_pick, self.rename,
-                        self.merge, self.delete]),
+                w.HBox([self.class_name, self.create, self.class_pick, self.label_picked,
+                        self.rename, self.merge, self.delete]),
                 w.HBox([self.label_buttons, self.unlabel, self.undo, self.redo]),
                 w.HBox([self.query, self.search, self.more_like_this, self.cluster_pick,
                         self.select_cluster, self.label_cluster]),
