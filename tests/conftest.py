@@ -33,3 +33,15 @@ def image_folder(tmp_path):
     (root / ".hidden").mkdir()
     Image.new("RGB", (8, 8)).save(root / ".hidden" / "x.png")
     return root
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A label store of ten items (``_labels.IDS``) for annotator "ann"."""
+    from _labels import IDS
+
+    from workbench.labels import LabelStore
+
+    s = LabelStore(tmp_path / "labels.sqlite", IDS, annotator="ann")
+    yield s
+    s.close()

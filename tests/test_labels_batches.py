@@ -7,22 +7,9 @@ import sqlite3
 
 import numpy as np
 import pytest
+from _labels import IDS, current
 
 from workbench.labels import LabelStore
-
-IDS = [f"item{i}" for i in range(10)]
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = LabelStore(tmp_path / "labels.sqlite", IDS, annotator="ann")
-    yield s
-    s.close()
-
-
-def current(store: LabelStore) -> list[str | None]:
-    names = store.classes
-    return [names.get(int(c)) for c in store.state.current]
 
 
 def batches(path) -> list[tuple[str, int]]:
