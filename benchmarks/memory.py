@@ -11,14 +11,14 @@ The last line printed is one JSON object (also written to
 ``benchmarks/results/memory_n{n}.json``) with ``n``, ``raw_vector_bytes``,
 ``peak_rss_bytes`` and per-stage figures.
 
-Many classes (issue 13): ``--classes 10 1000`` runs one fresh process per class count
-(so each has its own peak RSS), with ``--centres`` = that count and class = centre, and
-times a whole retrain as ``Workbench._fit`` runs it (less the map's propagation and the
-confidence calibration): ``LabelSpreader.fit`` from cold, ``LinearProbe.fit`` + its
-predictions for every item, ``held_out_weights`` (``MIX_FOLDS`` folds, each a propagation
-and a probe refit) and ``mix``. Written to ``benchmarks/results/memory_n{n}_classes.json``:
-per class count the retrain seconds (and each step's), the peak RSS after it, and the
-ratios of the largest class count to the smallest.
+Many classes (issue 13): ``--classes 10 1000`` runs one fresh process per class count,
+with ``--centres`` = that count and class = centre, and times one whole retrain of a real
+``Workbench`` (``Workbench._fit``, what its background thread runs after a label change:
+propagation over the vectors' graph and the map's, the probe with its choice of L2, the
+held-out predictions that choose the mix and fit the confidence calibrator, the mix and the
+calibrated confidence). Written to ``benchmarks/results/memory_n{n}_classes.json``: per
+class count the retrain seconds, the resident peak during the retrain, accuracy and mean
+confidence against the truth, and the ratios of the largest class count to the smallest.
 
     python benchmarks/memory.py --n 100000 --classes 10 1000
 """
@@ -136,12 +136,40 @@ def main(argv: list[str] | None = None) -> dict:
     return res
 
 
+def retrain_peak_reset() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux ``clear_refs`` 5), so that
+    :func:`retrain_peak` reads the peak of what runs after; False where that is refused."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def retrain_peak() -> int:
+    """Peak resident bytes since :func:`retrain_peak_reset` (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return peak_rss()
+
+
 def retrain_run(args: argparse.Namespace) -> dict:
-    """Graph, then one retrain (the steps of ``Workbench._fit``) for ``args.centres``
-    classes; returns (and prints as its last line) the figures as a dict."""
-    from workbench._config import MIX_FOLDS, MIX_FOLDS_MAX_ITEMS
-    from workbench.learn import LabelSpreader, LinearProbe, held_out_weights, mix
-    from workbench.neighbors import build_knn_graph
+    """One retrain of a real :class:`workbench.Workbench` (``Workbench._fit``, what the
+    background thread runs after each label change) for ``args.centres`` classes, on a
+    project of ``args.n`` memory-mapped vectors with ``args.labels`` human labels; returns
+    (and prints as its last line) the figures as a dict.
+
+    The workbench is made and warmed first (graph, clusters, one retrain on a few labels
+    so that torch, scikit-learn and the compiled propagation loops are loaded, as in any
+    kernel after its first labels). The UMAP map's neighbours join as in a session with its
+    map ready: over the quick (PCA) layout's coordinates, the same size and cost of graph.
+    Peak memory is the process's resident high-water mark during the retrain alone (reset
+    just before it), so the 10- and 1,000-class figures compare the retrain, not the
+    graph build before it.
+    """
+    from workbench import Workbench
+    from workbench.items import from_vectors
 
     res: dict = {"classes": args.centres, "n": args.n, "dim": args.dim,
                  "labels": args.labels}
@@ -150,58 +178,58 @@ def retrain_run(args: argparse.Namespace) -> dict:
         y = write_vectors(path, args.n, args.dim, centres=args.centres, seed=args.seed)
         x = np.load(path, mmap_mode="r")
         t = time.perf_counter()
-        graph = build_knn_graph(x, seed=args.seed)
-        res["graph_seconds"] = time.perf_counter() - t
+        items, vectors = from_vectors(x)
+        wb = Workbench.create(Path(tmp) / "project", items, vectors=vectors,
+                              background=False, layout="quick")
+        wb._cluster_ids()
+        wb._umap_ready = True  # the map's neighbours join (see the docstring)
+        res["create_seconds"] = time.perf_counter() - t
         rng = np.random.default_rng(args.seed)
         human = np.full(args.n, -1, np.int64)
         picked = rng.choice(args.n, args.labels, replace=False)
         human[picked] = y[picked]
         res["labelled_classes"] = int(np.unique(human[picked]).size)
         rest = human < 0
-        print(f"{args.centres} classes: graph {res['graph_seconds']:.0f}s", flush=True)
-        # A running kernel has loaded torch and compiled the propagation kernel long
-        # before a retrain: pay both here, on a few items, outside the timing.
+        print(f"{args.centres} classes: workbench made in {res['create_seconds']:.0f}s",
+              flush=True)
         t = time.perf_counter()
-        few = np.flatnonzero(human >= 0)[:200]
-        LinearProbe().fit(np.ascontiguousarray(x[few]), human[few])
-        LabelSpreader(build_knn_graph(np.ascontiguousarray(x[:500]))).fit(
-            np.where(np.arange(500) < 50, np.arange(500) % 2, -1))
+        warm = np.full(args.n, -1, np.int64)
+        first = picked[np.isin(y[picked], np.unique(y[picked])[:5])][:100]
+        warm[first] = y[first]
+        wb._fit(warm)
         res["warm_up_seconds"] = time.perf_counter() - t
         res["rss_bytes_before_retrain"] = peak_rss()
+        res["peak_is_retrain_only"] = retrain_peak_reset()
 
-        t0 = t = time.perf_counter()
-        prop = LabelSpreader(graph).fit(human).predictions_
-        res["propagation_seconds"] = time.perf_counter() - t
-        res["propagation_iterations"] = prop.n_iter
-        res["propagation_accuracy"] = float((prop.label[rest] == y[rest]).mean())
-        res["rss_bytes_after_propagation"] = peak_rss()
         t = time.perf_counter()
-        probe = LinearProbe().fit(x, human)
-        pred = probe.predictions(x)
-        res["probe_seconds"] = time.perf_counter() - t
-        res["probe_accuracy"] = float((pred.label[rest] == y[rest]).mean())
-        res["rss_bytes_after_probe"] = peak_rss()
-        t = time.perf_counter()
-        mixing = held_out_weights(human, {"propagated": graph}, probe, vectors=x,
-                                  folds=MIX_FOLDS if args.n <= MIX_FOLDS_MAX_ITEMS else 1,
-                                  fitted={"propagated": prop})
-        res["held_out_weights_seconds"] = time.perf_counter() - t
-        res["rss_bytes_after_held_out_weights"] = peak_rss()
-        t = time.perf_counter()
-        combined = mix({"propagated": prop, "probe": pred}, mixing.weights,
-                       temperature=mixing.temperature)
-        res["mix_seconds"] = time.perf_counter() - t
-        res["retrain_seconds"] = time.perf_counter() - t0
+        out = wb._fit(human)
+        res["retrain_seconds"] = time.perf_counter() - t
+        res["retrain_peak_rss_bytes"] = retrain_peak()
+        combined = out["combined"]
         res["mixed_accuracy"] = float((combined.label[rest] == y[rest]).mean())
-        res["weights"] = mixing.weights
+        res["propagation_accuracy"] = float((out["propagation"].label[rest] == y[rest]).mean())
+        res["propagation_iterations"] = out["propagation"].n_iter
+        if out["probe"] is not None:
+            res["probe_accuracy"] = float((out["probe"].label[rest] == y[rest]).mean())
+        res["map_propagation"] = out["map_propagation"] is not None
+        res["weights"] = out["weights"]
+        conf = combined.confidence[rest]
+        right = combined.label[rest] == y[rest]
+        res["mean_confidence"] = float(conf.mean())
+        res["confidence_ece"] = expected_calibration_error(conf, right)
     res["peak_rss_bytes"] = peak_rss()
     res["raw_vector_bytes"] = int(args.n * args.dim * 4)
-    print(f"{args.centres} classes: retrain {res['retrain_seconds']:.1f}s (propagation "
-          f"{res['propagation_seconds']:.1f}, probe {res['probe_seconds']:.1f}, held-out "
-          f"weights {res['held_out_weights_seconds']:.1f}, mix {res['mix_seconds']:.1f}), "
-          f"peak {res['peak_rss_bytes'] / 1e9:.2f} GB", flush=True)
+    print(f"{args.centres} classes: retrain {res['retrain_seconds']:.1f}s, retrain peak "
+          f"{res['retrain_peak_rss_bytes'] / 1e9:.2f} GB, accuracy "
+          f"{res['mixed_accuracy']:.4f}", flush=True)
     print(json.dumps(res))
     return res
+
+
+def expected_calibration_error(conf: np.ndarray, right: np.ndarray) -> float:
+    from workbench.learn import expected_calibration_error as ece
+
+    return float(ece(conf, right))
 
 
 def compare_classes(args: argparse.Namespace) -> dict:
@@ -219,18 +247,14 @@ def compare_classes(args: argparse.Namespace) -> dict:
     lo, hi = runs[str(min(args.classes))], runs[str(max(args.classes))]
     res = {"benchmark": "memory_classes", "n": args.n, "dim": args.dim,
            "labels": args.labels, "runs": runs,
-           "peak_rss_ratio": hi["peak_rss_bytes"] / lo["peak_rss_bytes"],
-           # the same before mix (predict.py), whose float64 temporaries can set the peak
-           "peak_rss_ratio_before_mix": (hi["rss_bytes_after_held_out_weights"]
-                                         / lo["rss_bytes_after_held_out_weights"]),
+           "retrain_peak_rss_ratio": hi["retrain_peak_rss_bytes"] / lo["retrain_peak_rss_bytes"],
            "retrain_seconds_ratio": hi["retrain_seconds"] / lo["retrain_seconds"]}
-    print("| classes | retrain s | propagation s | probe s | held-out weights s | mix s | "
-          "peak RSS GB (before mix) |\n|---|---|---|---|---|---|---|")
+    print("| classes | retrain s | retrain peak RSS GB | accuracy | mean confidence | "
+          "map propagation |\n|---|---|---|---|---|---|")
     for c, r in runs.items():
-        print(f"| {c} | {r['retrain_seconds']:.1f} | {r['propagation_seconds']:.1f} | "
-              f"{r['probe_seconds']:.1f} | {r['held_out_weights_seconds']:.1f} | "
-              f"{r['mix_seconds']:.1f} | {r['peak_rss_bytes'] / 1e9:.2f} "
-              f"({r['rss_bytes_after_held_out_weights'] / 1e9:.2f}) |")
+        print(f"| {c} | {r['retrain_seconds']:.1f} | {r['retrain_peak_rss_bytes'] / 1e9:.2f} | "
+              f"{r['mixed_accuracy']:.4f} | {r['mean_confidence']:.3f} | "
+              f"{'yes' if r['map_propagation'] else 'no'} |")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"memory_n{args.n}_classes.json").write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res))

@@ -246,3 +246,69 @@ def test_many_classes_hold_out_one_split_with_one_probe_fit_per_fold(many, monke
     ok = held.present
     assert (held.proba["propagated"][ok].argmax(1) == held.truth[ok]).mean() > 0.8
     assert (held.proba["probe"][ok].argmax(1) == held.truth[ok]).mean() > 0.8
+
+
+def test_features_from_votes_equal_features_from_whole_tables(many):
+    # The calibrated confidence reads each model's vote in row blocks (at 100k items x
+    # 1,000 classes the (N, C) float64 copies it used to make peaked at 8 GB): the same
+    # features as from the laid-out probability tables, exactly.
+    from workbench.learn import Mixing, calibrated, mix
+    from workbench.learn.calibrate import confidence_features
+
+    x, y, g, _ = many
+    lab = labels_per_class(y, 3)
+    some = np.where(y < 400, lab, -1)  # the probe knows fewer classes than propagation
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prop = propagate(g, lab)
+        probe = LinearProbe(l2_grid=(1e-2,), cv=2, max_iter=30).fit(x, some).predictions(x)
+    models = {"propagated": prop, "probe": probe}
+    combined = mix(models, {"propagated": 0.6, "probe": 0.4}, temperature=1.3)
+    mass, dist = np.log(prop.mass + 1e-6), np.linspace(0, 1, y.size)
+    _, feats = calibrated(combined, models, Mixing({"propagated": 0.6, "probe": 0.4}),
+                          log_mass=mass, distance=dist)
+    tables = []
+    for p in models.values():  # the old way: every model laid out as (N, C) float64
+        t = np.zeros((y.size, combined.classes.size))
+        t[:, np.searchsorted(combined.classes, p.classes)] = p.proba
+        t[p.label < 0] = 1.0 / combined.classes.size
+        tables.append(t)
+    old = confidence_features(np.asarray(combined.proba, np.float64), tables,
+                              np.array([0.6, 0.4]), mass, dist)
+    np.testing.assert_array_equal(feats, old)
+    part = np.partition(np.asarray(combined.proba, np.float64), -2, axis=1)
+    np.testing.assert_array_equal(feats[:, 1], part[:, -1] - part[:, -2])
+
+
+def test_side_by_side_gives_both_results_and_both_errors():
+    from workbench.learn import side_by_side
+
+    assert side_by_side(lambda: 1, lambda: 2) == (1, 2)
+    with pytest.raises(KeyError):
+        side_by_side(lambda: {}["first"], lambda: 2)
+    finished = []
+    with pytest.raises(ZeroDivisionError):  # the worker is waited for before raising
+        side_by_side(lambda: (time.sleep(0.2), finished.append(1)), lambda: 1 / 0)
+    assert finished == [1]
+
+
+def test_many_classes_propagate_over_the_vectors_graph_only(tmp_path):
+    # Above MANY_CLASSES the 2-D map's neighbours stay out of the retrain (they cannot keep
+    # hundreds of classes apart; a second propagation doubled its cost); below, they join.
+    from workbench import Workbench
+    from workbench.items import from_vectors
+
+    x, y = clustered(1500, MANY_CLASSES + 50, 32, seed=3)
+    items, vectors = from_vectors(x)
+    wb = Workbench.create(tmp_path / "p", items, vectors=vectors, background=False,
+                          layout="quick")
+    wb._umap_ready = True  # as once the UMAP map exists
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        many_out = wb._fit(labels_per_class(y, 3))
+        few_out = wb._fit(np.where(y < 20, labels_per_class(y, 3), -1))
+    assert many_out["map_propagation"] is None and "map" not in many_out["weights"]
+    assert many_out["combined"].label[y >= 0].size == y.size
+    rest = labels_per_class(y, 3) < 0
+    assert (many_out["combined"].label[rest] == y[rest]).mean() > 0.9
+    assert few_out["map_propagation"] is not None and "map" in few_out["weights"]

@@ -32,6 +32,7 @@ from ._config import (
     CLUSTER_COUNT_MIN,
     CLUSTER_ITEMS_PER_CLUSTER,
     KNN_K,
+    MANY_CLASSES,
     MIX_FOLDS,
     MIX_FOLDS_MAX_ITEMS,
     PROBE_MIN_LABELS,
@@ -632,12 +633,12 @@ class Workbench:
         """Propagation (over the vectors' graph and, once it exists, the UMAP map's), the
         probe, and their mix, on a snapshot of the human labels (worker thread)."""
         from .learn import (
-            LinearProbe,
             Mixing,
             calibrated,
             held_out_predictions,
             mix,
             mixing_from_held_out,
+            side_by_side,
         )
         from .learn.calibrate import (
             fallback_calibrator,
@@ -648,37 +649,31 @@ class Workbench:
 
         out: dict[str, Any] = {"propagation": None, "map_propagation": None, "probe": None,
                                "accuracy": None, "weights": {}, "message": ""}
-        try:
+        graphs = {"propagated": self.graph}
+        # Above MANY_CLASSES the 2-D map's neighbours cannot keep hundreds of classes apart
+        # (its held-out weight was 0 at 1,000 classes) and a second propagation would cost
+        # as much as the first: the vectors' graph propagates alone.
+        n_classes = np.unique(human[human >= 0]).size
+        map_spreader = self._map_spreader_if_ready() if n_classes <= MANY_CLASSES else None
+        if map_spreader is not None:
+            graphs["map"] = self.map_graph
+
+        def spread() -> None:
             self._spreader.fit(human)
-            out["propagation"] = self._spreader.predictions_
-        except NotEnoughLabels as e:
+            if map_spreader is not None:
+                map_spreader.fit(human)
+
+        # Propagation and the probe are independent: they fit side by side (two cores).
+        try:
+            _, fitted = side_by_side(spread, lambda: self._fit_probe(human))
+        except NotEnoughLabels as e:  # from propagation: nothing is labelled enough yet
             out["message"] = str(e)
             return out
-        graphs = {"propagated": self.graph}
-        map_spreader = self._map_spreader_if_ready()
+        out["propagation"] = self._spreader.predictions_
         if map_spreader is not None:
-            map_spreader.fit(human)
             out["map_propagation"] = map_spreader.predictions_
-            graphs["map"] = self.map_graph
-        # The probe learns the classes with 2+ labels (its held-out choice of L2 needs
-        # them); a class named by one item is left to propagation until its second label,
-        # rather than holding the probe back for every class.
-        classes, counts = np.unique(human[human >= 0], return_counts=True)
-        probe_labels = np.where(np.isin(human, classes[counts < 2]), -1, human)
-        n_probe = int((probe_labels >= 0).sum())
-        probe = None
-        if n_probe >= PROBE_MIN_LABELS and int((counts >= 2).sum()) >= 2:
-            try:
-                probe = LinearProbe(device=self.device).fit(self.vectors, probe_labels)
-                out["probe"] = probe.predictions(self.vectors)
-                out["accuracy"] = float(probe.cv_accuracy_)
-                # Kept so the suspected-errors queue ranks without fitting again.
-                out["issues_input"] = (human.copy(), probe_labels, probe.oof_proba_)
-            except NotEnoughLabels as e:
-                out["message"] = str(e)
-        else:
-            out["message"] = (f"the probe waits for {PROBE_MIN_LABELS} labels in 2+ classes "
-                              f"that have 2+ labels each; {n_probe} so far")
+        probe = fitted.pop("model")
+        out.update(fitted)
         models = {"propagated": out["propagation"], "map": out["map_propagation"],
                   "probe": out["probe"]}
         held = held_out_predictions(
@@ -700,6 +695,30 @@ class Workbench:
         out["calibration"] = {"calibrator": mixing.calibrator, "features": features,
                               "predictions": combined}
         return out
+
+    def _fit_probe(self, human: np.ndarray) -> dict[str, Any]:
+        """The probe's part of :meth:`_fit`: ``model`` (None when it cannot fit yet),
+        ``probe`` predictions, ``accuracy``, ``issues_input`` or a ``message``."""
+        from .learn import LinearProbe
+
+        # The probe learns the classes with 2+ labels (its held-out choice of L2 needs
+        # them); a class named by one item is left to propagation until its second label,
+        # rather than holding the probe back for every class.
+        classes, counts = np.unique(human[human >= 0], return_counts=True)
+        probe_labels = np.where(np.isin(human, classes[counts < 2]), -1, human)
+        n_probe = int((probe_labels >= 0).sum())
+        if n_probe < PROBE_MIN_LABELS or int((counts >= 2).sum()) < 2:
+            return {"model": None,
+                    "message": (f"the probe waits for {PROBE_MIN_LABELS} labels in 2+ classes "
+                                f"that have 2+ labels each; {n_probe} so far")}
+        try:
+            probe = LinearProbe(device=self.device).fit(self.vectors, probe_labels)
+        except NotEnoughLabels as e:
+            return {"model": None, "message": str(e)}
+        return {"model": probe, "probe": probe.predictions(self.vectors),
+                "accuracy": float(probe.cv_accuracy_),
+                # Kept so the suspected-errors queue ranks without fitting again.
+                "issues_input": (human.copy(), probe_labels, probe.oof_proba_)}
 
     def _cluster_ids(self) -> np.ndarray:
         """(N,) int64 the proposed cluster of every item."""

@@ -7,7 +7,7 @@ as (N, D) float32, the shared :class:`~workbench.neighbors.KnnGraph`), never wid
 stores, except :func:`accept_zero_shot`, which records into a ``LabelStore``.
 """
 
-from ._common import NotEnoughLabels, Predictions
+from ._common import NotEnoughLabels, Predictions, side_by_side
 from .active import cluster_coverage_batch, suggest_batch, uncertainty
 from .background import Retrainer
 from .calibrate import (
@@ -72,6 +72,7 @@ __all__ = [
     "probe_predictions",
     "propagate",
     "rank_label_issues",
+    "side_by_side",
     "spectral_embedding",
     "spreading_operator",
     "suggest_batch",

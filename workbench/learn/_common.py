@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +17,7 @@ __all__ = [
     "Predictions",
     "check_labels",
     "labelled_classes",
+    "side_by_side",
     "warn_if_many_classes",
 ]
 
@@ -129,3 +133,30 @@ def warn_if_many_classes(n_classes: int, what: str) -> None:
             UserWarning,
             stacklevel=3,
         )
+
+
+def side_by_side(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[Any, Any]:
+    """``first()`` in a worker thread while ``second()`` runs in this one; both results.
+
+    For two independent fits that release the GIL (label propagation's compiled loops and
+    the probe's torch steps): on two cores they take the time of the longer one, not the
+    sum. An exception of ``second`` is raised once ``first`` has finished, then one of
+    ``first``; the results are exactly those of running them one after the other.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = first()
+        except BaseException as e:  # handed to the caller below
+            box["error"] = e
+
+    worker = threading.Thread(target=run, name="workbench-side-by-side", daemon=True)
+    worker.start()
+    try:
+        other = second()
+    finally:
+        worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"], other

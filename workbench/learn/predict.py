@@ -19,7 +19,7 @@ from .._config import (
     MIX_WEIGHT_STEP,
 )
 from ..neighbors import KnnGraph
-from ._common import NotEnoughLabels, Predictions, check_labels
+from ._common import NotEnoughLabels, Predictions, check_labels, side_by_side
 
 if TYPE_CHECKING:
     from .calibrate import Calibrator
@@ -137,6 +137,7 @@ def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float], 
     total = w.sum(axis=0)
     anyone = total > 0
     cols = {k: np.searchsorted(classes, given[k].classes) for k in names}
+    whole = {k: cols[k].size == classes.size for k in names}  # all columns, in order
     proba = np.empty((n, classes.size), np.float32)
     # Row blocks: the float64 work arrays stay MIX_BLOCK_ROWS x C whatever N is (one
     # (N, C) float64 table is 800 MB at 100k items x 1,000 classes).
@@ -144,12 +145,21 @@ def mix(models: Mapping[str, Predictions | None], weights: Mapping[str, float], 
         rows = slice(start, min(start + MIX_BLOCK_ROWS, n))
         acc = np.zeros((rows.stop - start, classes.size), np.float64)
         for j, k in enumerate(names):
-            if w[j, rows].any():
-                acc[:, cols[k]] += given[k].proba[rows] * w[j, rows][:, None]
+            if not w[j, rows].any():
+                continue
+            part = given[k].proba[rows] * w[j, rows][:, None]
+            if whole[k]:
+                acc += part
+            else:
+                acc[:, cols[k]] += part
         ok = anyone[rows]
         block = proba[rows]
-        block[:] = 1.0 / classes.size
-        block[ok] = _sharpen(acc[ok] / total[rows][ok, None], temperature)
+        if ok.all():  # in place: no more (rows, C) float64 copies
+            acc /= total[rows][:, None]
+            block[:] = _sharpen(acc, temperature, in_place=True)
+        else:
+            block[:] = 1.0 / classes.size
+            block[ok] = _sharpen(acc[ok] / total[rows][ok, None], temperature)
     base = Predictions.from_proba(classes, proba, "combined", known=anyone)
     count = known.sum(axis=0)
     first = np.array(names, dtype=object)[known.argmax(axis=0)]
@@ -332,31 +342,43 @@ def held_out_predictions(
                          if vectors is not None else np.zeros(pos.size)),
             **{k: np.full((pos.size, classes.size), np.nan) for k in names},
         }
-        for name, graph in graphs.items():
-            try:
-                if name in full:  # many classes: only the columns that lost a label
-                    got, proba, mass = fold_propagation(graph, human, pos, full[name],
-                                                        tol=HELD_OUT_PROPAGATION_TOL)
-                else:
-                    p = propagate(graph, train)
-                    got, proba, mass = p.classes, p.proba[pos], p.mass[pos]
-                    del p
-            except NotEnoughLabels:
-                continue
-            row[name] = _columns(proba, got, classes)
-            if name == first:
-                row["log_mass"] = log_mass(mass)
-        if probe is not None:
+
+        def spread(train=train, pos=pos) -> dict[str, tuple]:
+            got_all = {}
+            for name, graph in graphs.items():
+                try:
+                    if name in full:  # many classes: only the columns that lost a label
+                        got_all[name] = fold_propagation(graph, human, pos, full[name],
+                                                         tol=HELD_OUT_PROPAGATION_TOL)
+                    else:
+                        p = propagate(graph, train)
+                        got_all[name] = (p.classes, p.proba[pos], p.mass[pos])
+                        del p
+                except NotEnoughLabels:
+                    continue
+            return got_all
+
+        def refit(train=train, pos=pos) -> tuple | None:
+            if probe is None:
+                return None
             try:
                 if many:
                     fp = probe.refit(vectors, train)
                 else:
                     fp = LinearProbe(l2_grid=(probe.l2_,), cv=2, device=probe.device_)
                     fp.fit(vectors, train)
-                row["probe"] = _columns(fp.predict_proba(vectors[pos]), fp.classes_, classes)
-                del fp
             except NotEnoughLabels:
-                pass
+                return None
+            return fp.classes_, fp.predict_proba(vectors[pos])
+
+        # The fold's propagations and its probe refit are independent: side by side.
+        spread_out, probe_out = side_by_side(spread, refit)
+        for name, (got, proba, mass) in spread_out.items():
+            row[name] = _columns(proba, got, classes)
+            if name == first:
+                row["log_mass"] = log_mass(mass)
+        if probe_out is not None:
+            row["probe"] = _columns(probe_out[1], probe_out[0], classes)
         rows.append(row)
     if not rows:
         return None
@@ -484,15 +506,18 @@ def calibrated(combined: Combined, models: Mapping[str, Predictions | None], mix
     """``combined`` with ``confidence`` = the calibrated chance of being right and
     ``unknown`` set; and the (N, F) features (for :func:`~workbench.learn.calibrate.
     estimate_accuracy` later). Without a calibrator, the features only."""
-    from .calibrate import confidence_features
+    from .calibrate import confidence_features, model_vote
 
     given = {k: p for k, p in models.items() if p is not None}
     names = list(given)
     w = np.array([float(mixing.weights.get(k, 0.0)) for k in names])
-    cols = [_columns(given[k].proba, given[k].classes, combined.classes) for k in names]
-    for c, k in zip(cols, names, strict=True):  # a model that knows nothing: flat rows
-        c[given[k].label < 0] = 1.0 / max(combined.classes.size, 1)
-    feats = confidence_features(combined.proba, cols, w, log_mass, distance)
+    votes = []
+    for k in names:  # each model's vote in the combined columns, row blocks (no (N, C) copy)
+        p = given[k]
+        pos = np.searchsorted(combined.classes, p.classes)
+        col, knows = model_vote(p.proba, missing=p.classes.size < combined.classes.size)
+        votes.append((pos[col] if pos.size else col, knows & (p.label >= 0)))
+    feats = confidence_features(combined.proba, votes, w, log_mass, distance)
     if mixing.calibrator is None:
         return combined, feats
     conf = mixing.calibrator.predict(feats)
@@ -528,13 +553,21 @@ def fit_temperature(proba: np.ndarray, truth: np.ndarray) -> float:
     return float(grid[int(np.argmin(losses))])
 
 
-def _sharpen(proba: np.ndarray, temperature: float) -> np.ndarray:
+def _sharpen(proba: np.ndarray, temperature: float, *, in_place: bool = False) -> np.ndarray:
+    """``proba`` raised to ``1 / temperature``, rows renormalised (in float64);
+    ``in_place`` works over ``proba`` itself (a float64 array the caller owns)."""
     if temperature == 1.0:
         return proba
-    logp = np.log(np.clip(np.asarray(proba, np.float64), 1e-12, None)) / temperature
+    if in_place and proba.dtype == np.float64:
+        logp = np.clip(proba, 1e-12, None, out=proba)
+        np.log(logp, out=logp)
+    else:
+        logp = np.log(np.clip(np.asarray(proba, np.float64), 1e-12, None))
+    logp /= temperature
     logp -= logp.max(axis=1, keepdims=True)
-    e = np.exp(logp)
-    return e / e.sum(axis=1, keepdims=True)
+    e = np.exp(logp, out=logp)
+    e /= e.sum(axis=1, keepdims=True)
+    return e
 
 
 def _simplex(m: int, steps: int):
