@@ -232,8 +232,8 @@ def probe(ctx: dict) -> dict:
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
+    from workbench._device import fit_threads
     from workbench.learn import LinearProbe
-    from workbench.learn.probe import _threads_for
 
     x, seed = ctx["X"], int(ctx.get("seed", 0))
     sk_repeats = int(ctx.get("repeats", 1))
@@ -252,7 +252,7 @@ def probe(ctx: dict) -> dict:
 
     (model, pred), t_ours, cpu_ours = timed_runs(ours, ours_repeats)
     acc_ours = _accuracy(pred, y, test)
-    threads = _threads_for(idx.size * x.shape[1] * PROBE_CLASSES * len(model.l2_grid))
+    threads = fit_threads(idx.size * x.shape[1] * PROBE_CLASSES * len(model.l2_grid))
 
     def sklearn(c: float, limit: int | None):
         with warnings.catch_warnings(), threadpool_limits(limits=limit):

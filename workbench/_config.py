@@ -42,6 +42,7 @@ __all__ = [
     "EXPORT_CSV_SAFE",
     "EXPORT_FOLDER_META",
     "EXPORT_META_SUFFIX",
+    "FIT_THREADS_MIN_WORK",
     "GALLERY_PAGE_SIZE",
     "GRAPH_RECALL_SAMPLE",
     "GRAPH_TARGET_RECALL",
@@ -154,6 +155,9 @@ PROBE_KFOLD_MAX_LABELS = 5000
 PROBE_SELECT_LABELS = 2000
 #: L-BFGS iterations per probe fit: softmax regression converges well within this.
 PROBE_MAX_ITER = 100
+#: A fit of less work (labelled x dims x classes x L2 values) runs on one thread: below
+#: it, thread hand-offs cost more than they save (see ``_device.fit_threads``).
+FIT_THREADS_MIN_WORK = 20_000_000
 
 #: Seconds the background retrainer waits after a label change before fitting, so a burst
 #: of clicks costs one retrain, not one per click.

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._arrays import as_vectors
 from ._config import KNN_K, LAYOUT_MIN_DIST, LAYOUT_SEED, QUICK_LAYOUT_EPOCHS
 from ._files import DamagedFile, load_cached, load_npy, read_meta, save_cached, save_npy, write_meta
-from .items import as_vectors
 from .neighbors import KnnGraph, build_knn_graph, vectors_key
 
 __all__ = ["compute_layout", "map_graph", "quick_layout", "scale_to_unit", "warm_up"]

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ._arrays import as_vectors, check_k
 from ._config import (
     EXACT_INDEX_MAX_ITEMS,
     GRAPH_RECALL_SAMPLE,
@@ -47,7 +48,6 @@ from ._files import (
     save_npy,
     write_meta,
 )
-from .items import as_vectors
 
 __all__ = [
     "KnnGraph",
@@ -249,12 +249,6 @@ def _unit(vectors: Any, *, name: str = "vectors", dim: int | None = None) -> np.
     if np.all(np.abs(norms - 1.0) < 1e-4):
         return x
     return normalize(x)
-
-
-def _check_k(k: int) -> int:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer number of neighbours, got {k!r}")
-    return int(k)
 
 
 def vectors_key(*arrays: np.ndarray, extra: Sequence[Any] = ()) -> str:
@@ -536,7 +530,7 @@ class NeighborIndex:
         indices : (Q, k) int64 positions, most similar first; -1 where fewer exist.
         similarities : (Q, k) float32 cosine similarities.
         """
-        k = _check_k(k)
+        k = check_k(k)
         if self.n == 0:
             raise ValueError("the index is empty: add vectors (NeighborIndex.add) before searching")
         q = _unit(queries, name="query vectors", dim=self.dim)
@@ -695,7 +689,7 @@ def build_knn_graph(
 
     Memory stays bounded: no similarity block larger than :data:`NEIGHBOR_BLOCK_BYTES`.
     """
-    k = _check_k(k)
+    k = check_k(k)
     x = _unit(vectors)
     n = x.shape[0]
     if n < 2:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ._arrays import as_vectors, check_nonzero_rows
 from ._config import (
     ACTIVE_BATCH_SIZE,
     CLUSTER_CORE_FRACTION,
@@ -38,7 +39,6 @@ from ._config import (
     PROBE_MIN_LABELS,
     SPECTRAL_MAX_ITEMS,
 )
-from .items import as_vectors, check_nonzero_rows
 from .learn import Group, NotEnoughLabels, Predictions
 from .neighbors import KnnGraph, NeighborIndex, build_knn_graph
 from .project import Project, demo_project
@@ -87,7 +87,7 @@ class Workbench:
         background: bool = True,
         layout: str = "umap",
     ) -> None:
-        from .embed.device import best_device
+        from ._device import best_device
         from .learn import LabelSpreader, Retrainer
 
         self.project = project

@@ -1,10 +1,10 @@
-"""Which device embeds, how many CPU threads and decode workers it gets."""
+"""How many decode workers and what batch size an embedding run gets (the device and the
+core count come from the ground level, :mod:`workbench._device`)."""
 
 from __future__ import annotations
 
-import os
-
 from .._config import EMBED_BATCH_SIZE_CPU, EMBED_BATCH_SIZE_GPU, EMBED_MAX_WORKERS
+from .._device import available_cores, best_device, cap_torch_threads
 
 __all__ = [
     "available_cores",
@@ -13,60 +13,6 @@ __all__ = [
     "default_batch_size",
     "default_num_workers",
 ]
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, so containers count right)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS and Windows have no sched_getaffinity
-        return max(1, os.cpu_count() or 1)
-
-
-def best_device(device: str | None = None) -> str:
-    """The device to embed on: ``device`` when given, else ``cuda``, then ``mps``, then ``cpu``.
-
-    Raises ValueError when an explicitly requested accelerator is not available, so a
-    batch job asked to run on a GPU never silently crawls on the CPU instead.
-    """
-    import torch
-
-    if device is not None:
-        kind = str(device).split(":")[0]
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device {device!r} was requested but torch sees no CUDA GPU; "
-                "install a CUDA build of torch or pass device='cpu'"
-            )
-        if kind == "mps" and not _mps_available():
-            raise ValueError(f"device {device!r} was requested but MPS is not available")
-        return str(device)
-    if torch.cuda.is_available():
-        return "cuda"
-    if _mps_available():
-        return "mps"
-    return "cpu"
-
-
-def _mps_available() -> bool:
-    import torch
-
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
-
-
-def cap_torch_threads() -> int:
-    """Limit torch's intra-op threads to the cores we may use; returns the thread count.
-
-    torch defaults to the machine's core count, which in a container or under a CPU
-    affinity mask oversubscribes the cores and slows everything down.
-    """
-    import torch
-
-    cores = available_cores()
-    if torch.get_num_threads() > cores:
-        torch.set_num_threads(cores)
-    return torch.get_num_threads()
 
 
 def default_num_workers(n_items: int | None = None, device: str = "cuda") -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..items import ItemError, as_vectors
+from .._arrays import ItemError, as_vectors
 from .base import Embedder, EmbedError, l2_normalize
 
 __all__ = ["CallableEmbedder", "PrecomputedEmbedder"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import as_vectors
 from .._config import ACTIVE_BATCH_SIZE, ACTIVE_POOL_FACTOR
-from ..items import as_vectors
 from ..neighbors import normalize
 from ._common import Predictions, check_labels
 from .clusters import Group

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._arrays import as_vectors
 from .._config import CLUSTER_CORE_FRACTION, CLUSTER_SEED, GROUP_SAMPLE_SIZE, SPECTRAL_DIMS
-from ..items import as_vectors
 from ..neighbors import KnnGraph, normalize
 
 __all__ = ["Group", "density_groups", "graph_groups", "kmeans_groups", "spectral_embedding"]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._arrays import as_vectors
 from .._config import ISSUES_KNN_K, PROBE_CV_FOLDS
-from ..items import as_vectors
 from ..neighbors import normalize
 from ._common import check_labels, labelled_classes
 from .probe import LinearProbe

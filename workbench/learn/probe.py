@@ -12,10 +12,9 @@ and the problems are fitted in bounded batches.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from .._arrays import as_vectors
 from .._config import (
     PROBE_BATCH_CELLS,
     PROBE_CV_FOLDS,
@@ -27,8 +26,7 @@ from .._config import (
     PROBE_SELECT_LABELS,
     SPLIT_SEED,
 )
-from ..embed.device import best_device
-from ..items import as_vectors
+from .._device import best_device, fit_threads
 from ._common import Predictions, check_labels, labelled_classes, warn_if_many_classes
 
 __all__ = ["LinearProbe", "best_device", "probe_predictions"]
@@ -110,7 +108,7 @@ class LinearProbe:
         y = np.searchsorted(self.classes_, labels[self.labelled_])
         xl = self._standardise(x[self.labelled_])
         old_threads = torch.get_num_threads()
-        torch.set_num_threads(_threads_for(xl.size * self.classes_.size * len(self.l2_grid)))
+        torch.set_num_threads(fit_threads(xl.size * self.classes_.size * len(self.l2_grid)))
         try:
             self._compute_fit(torch, xl, y)
         finally:
@@ -198,7 +196,7 @@ class LinearProbe:
         y = np.searchsorted(new.classes_, labels[new.labelled_])
         xl = new._standardise(x[new.labelled_])
         old_threads = torch.get_num_threads()
-        torch.set_num_threads(_threads_for(xl.size * new.classes_.size))
+        torch.set_num_threads(fit_threads(xl.size * new.classes_.size))
         try:
             dev = torch.device(new.device_)
             w, b = _fit_batched(torch, torch.as_tensor(xl, device=dev),
@@ -262,20 +260,6 @@ class LinearProbe:
 def probe_predictions(vectors: np.ndarray, labels: np.ndarray, **options) -> Predictions:
     """Fit a :class:`LinearProbe` (``options`` are its parameters) and score every item."""
     return LinearProbe(**options).fit(vectors, labels).predictions(vectors)
-
-
-def _threads_for(work: int) -> int:
-    """CPU threads for a fit of ``work`` ≈ labelled × dims × classes × L2 values.
-
-    One for small fits: L-BFGS on a few hundred labels is thousands of tiny operations,
-    where thread hand-offs cost more than they save (25x slower on a busy 2-core machine).
-    Otherwise one core fewer than this process may use: the fit runs in the background
-    beside the kernel, the map and propagation, and a torch thread pool that wants every
-    core stalls at each of its many small parallel steps whenever one core is busy
-    elsewhere (measured on 2 shared cores: 10k labels took 34 s with 2 threads, 4 s with 1).
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 1 if work < 20_000_000 else max(1, int(cores or 1) - 1)
 
 
 def _fold_masks(y: np.ndarray, cv: int | str, seed: int, *, single: bool = False) -> np.ndarray:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._arrays import as_vectors
 from .._config import ZEROSHOT_TEMPLATES
-from ..items import as_vectors
 from ..neighbors import normalize
 
 __all__ = ["ZeroShot", "accept_zero_shot", "zero_shot"]
