@@ -205,14 +205,14 @@ def retrain_run(args: argparse.Namespace) -> dict:
         out = wb._fit(human)
         res["retrain_seconds"] = time.perf_counter() - t
         res["retrain_peak_rss_bytes"] = retrain_peak()
-        combined = out["combined"]
+        combined = out.combined
         res["mixed_accuracy"] = float((combined.label[rest] == y[rest]).mean())
-        res["propagation_accuracy"] = float((out["propagation"].label[rest] == y[rest]).mean())
-        res["propagation_iterations"] = out["propagation"].n_iter
-        if out["probe"] is not None:
-            res["probe_accuracy"] = float((out["probe"].label[rest] == y[rest]).mean())
-        res["map_propagation"] = out["map_propagation"] is not None
-        res["weights"] = out["weights"]
+        res["propagation_accuracy"] = float((out.propagation.label[rest] == y[rest]).mean())
+        res["propagation_iterations"] = out.propagation.n_iter
+        if out.probe is not None:
+            res["probe_accuracy"] = float((out.probe.label[rest] == y[rest]).mean())
+        res["map_propagation"] = out.map_propagation is not None
+        res["weights"] = out.weights
         conf = combined.confidence[rest]
         right = combined.label[rest] == y[rest]
         res["mean_confidence"] = float(conf.mean())

@@ -18,6 +18,7 @@ from workbench.neighbors import build_knn_graph
 
 propagate_module = importlib.import_module("workbench.learn.propagate")
 probe_module = importlib.import_module("workbench.learn.probe")
+cg_module = importlib.import_module("workbench.learn._cg")
 
 
 def clustered(n: int, classes: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +85,7 @@ def test_warm_start_over_blocks_keeps_the_answer_and_is_cheap(many, monkeypatch)
     _, y, g, lab = many
     est = LabelSpreader(g)
     products = []  # columns times sparse products: the work of a solve
-    matmul, steps = propagate_module._matmul, propagate_module._cg_steps
+    matmul, steps = cg_module.matmul, cg_module.cg_steps
 
     def counting_matmul(m, x, out=None):
         products.append(x.shape[1])
@@ -95,8 +96,8 @@ def test_warm_start_over_blocks_keeps_the_answer_and_is_cheap(many, monkeypatch)
         products.append(x.shape[1] * n_iter)
         return n_iter, converged
 
-    monkeypatch.setattr(propagate_module, "_matmul", counting_matmul)
-    monkeypatch.setattr(propagate_module, "_cg_steps", counting_steps)
+    monkeypatch.setattr(cg_module, "matmul", counting_matmul)
+    monkeypatch.setattr(cg_module, "cg_steps", counting_steps)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(lab)
@@ -307,8 +308,8 @@ def test_many_classes_propagate_over_the_vectors_graph_only(tmp_path):
         warnings.simplefilter("ignore")
         many_out = wb._fit(labels_per_class(y, 3))
         few_out = wb._fit(np.where(y < 20, labels_per_class(y, 3), -1))
-    assert many_out["map_propagation"] is None and "map" not in many_out["weights"]
-    assert many_out["combined"].label[y >= 0].size == y.size
+    assert many_out.map_propagation is None and "map" not in many_out.weights
+    assert many_out.combined.label[y >= 0].size == y.size
     rest = labels_per_class(y, 3) < 0
-    assert (many_out["combined"].label[rest] == y[rest]).mean() > 0.9
-    assert few_out["map_propagation"] is not None and "map" in few_out["weights"]
+    assert (many_out.combined.label[rest] == y[rest]).mean() > 0.9
+    assert few_out.map_propagation is not None and "map" in few_out.weights

@@ -67,6 +67,7 @@ __all__ = [
     "MIX_WEIGHT_STEP",
     "NEAR_DUPLICATE_SIMILARITY",
     "NEIGHBOR_BLOCK_BYTES",
+    "NORMALISE_ROW_BLOCK",
     "PROBE_BATCH_CELLS",
     "PROBE_CV_FOLDS",
     "PROBE_KFOLD_MAX_LABELS",
@@ -89,6 +90,7 @@ __all__ = [
     "SPLIT_SEED",
     "SQLITE_BUSY_TIMEOUT_MS",
     "STAGING_PREFIX",
+    "TEMPERATURE_GRID",
     "TEXT_MODEL",
     "THUMBNAIL_FORMAT",
     "THUMBNAIL_QUALITY",
@@ -280,6 +282,10 @@ MIX_WEIGHT_STEP = 0.25
 #: weights; above MIX_FOLDS_MAX_ITEMS items a single MIX_HOLDOUT_FRACTION is hidden instead
 #: (each propagation over a million items takes half a minute).
 MIX_FOLDS = 5
+#: The mix's temperature is searched on np.geomspace(*TEMPERATURE_GRID): 41 values from 1/4
+#: to 4. Bounded: held-out items no mix can get right pushed an open grid to its top (50),
+#: flattening every probability alike (issue 12).
+TEMPERATURE_GRID = (0.25, 4.0, 41)
 MIX_FOLDS_MAX_ITEMS = 200_000
 MIX_HOLDOUT_FRACTION = 0.2
 #: Rows scored per block by the probe: 64k x 512 float32 is 128 MB of temporaries, so
@@ -345,6 +351,9 @@ MANY_CLASSES = 200
 #: (6 of them) stay ~150 MB at 100k items however many classes there are, and 64 columns
 #: already make each sparse product run near memory speed.
 PROPAGATION_BLOCK_COLUMNS = 64
+#: Rows of propagation scores turned into probabilities at a time (~2 MB of temporaries at
+#: 1,000 classes).
+NORMALISE_ROW_BLOCK = 256
 #: Rows the mix of models combines at a time: its float64 work arrays stay 8,192 x C (64 MB
 #: at 1,000 classes) instead of a whole (N, C) float64 table (800 MB at 100k x 1,000).
 MIX_BLOCK_ROWS = 8_192

@@ -17,21 +17,9 @@ from .calibrate import (
     fit_calibrator,
 )
 from .clusters import Group, density_groups, graph_groups, kmeans_groups, spectral_embedding
+from .heldout import HeldOut, held_out_predictions, held_out_weights, mixing_from_held_out
 from .issues import LabelIssues, neighbour_vote, rank_label_issues
-from .predict import (
-    Combined,
-    HeldOut,
-    Mixing,
-    best_labels,
-    calibrated,
-    choose_weights,
-    combine,
-    fit_temperature,
-    held_out_predictions,
-    held_out_weights,
-    mix,
-    mixing_from_held_out,
-)
+from .mixing import Combined, Mixing, calibrated, choose_weights, fit_temperature, mix
 from .probe import LinearProbe, best_device, probe_predictions
 from .propagate import LabelSpreader, Propagation, propagate, spreading_operator
 from .zeroshot import ZeroShot, accept_zero_shot, zero_shot
@@ -52,11 +40,9 @@ __all__ = [
     "ZeroShot",
     "accept_zero_shot",
     "best_device",
-    "best_labels",
     "calibrated",
     "choose_weights",
     "cluster_coverage_batch",
-    "combine",
     "density_groups",
     "estimate_accuracy",
     "expected_calibration_error",

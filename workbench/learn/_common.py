@@ -5,18 +5,20 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .._config import MANY_CLASSES
+from .._config import MANY_CLASSES, NORMALISE_ROW_BLOCK
 
 __all__ = [
     "NotEnoughLabels",
     "Predictions",
+    "Propagation",
     "check_labels",
     "labelled_classes",
+    "normalise_rows",
     "side_by_side",
     "warn_if_many_classes",
 ]
@@ -77,6 +79,63 @@ class Predictions:
             label = np.where(known, label, -1)
             conf = np.where(known, conf, 0.0).astype(np.float32)
         return cls(classes, proba, label.astype(np.int64), conf, source)
+
+
+@dataclass(frozen=True)
+class Propagation(Predictions):
+    """:class:`~workbench.learn.Predictions` of label spreading, plus what a warm start needs.
+
+    Attributes
+    ----------
+    n_iter : conjugate-gradient iterations used (the most any block of classes needed).
+    converged : whether the relative residual reached ``tol`` within ``max_iter``.
+    mass : (N,) float64 label mass reaching each item: the row sums of the scores clipped
+        at 0 (what ``calibrate.label_mass`` takes the log of), without an (N, C) copy.
+    scores : (N, C) raw spreading scores ``F`` (columns aligned with ``classes``), made on
+        demand as ``proba * mass`` (float32, clipped at 0): with many classes a second
+        stored (N, C) table per propagation is what memory could not afford (400 MB at
+        100k items x 1,000 classes). Solves with ``tol`` < 1e-6 (float64) keep their exact,
+        unclipped scores. :meth:`score_columns` makes only some columns.
+    """
+
+    n_iter: int
+    converged: bool
+    mass: np.ndarray
+    exact_scores: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.score_columns(slice(None))
+
+    def score_columns(self, columns: np.ndarray | slice) -> np.ndarray:
+        """(N, len(columns)) scores of some classes (positions in ``classes``)."""
+        if self.exact_scores is not None:
+            return self.exact_scores[:, columns]
+        return self.proba[:, columns] * self.mass.astype(np.float32)[:, None]
+
+
+def normalise_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, C) float32 probabilities (scores clipped at 0, rows summing to 1, uniform where a
+    row has no mass), (N,) bool rows with mass and (N,) float64 the mass itself.
+
+    Row block by row block, written over float32 ``scores`` (which becomes the answer), so
+    no second (N, C) array is made; float64 scores are left as they are.
+    """
+    n, c = scores.shape
+    proba = scores if scores.dtype == np.float32 else np.empty((n, c), np.float32)
+    known = np.empty(n, bool)
+    mass = np.empty(n, np.float64)
+    for r0 in range(0, n, NORMALISE_ROW_BLOCK):
+        f = np.maximum(scores[r0:r0 + NORMALISE_ROW_BLOCK], scores.dtype.type(0.0))
+        rows = slice(r0, r0 + f.shape[0])
+        mass[rows] = f.sum(axis=1, dtype=np.float64)
+        total = f.sum(axis=1)
+        k = total > 1e-12
+        np.divide(f, total[:, None], out=f, where=k[:, None])
+        f[~k] = 1.0 / c
+        proba[rows] = f
+        known[rows] = k
+    return proba, known, mass
 
 
 def check_labels(labels: np.ndarray, n: int | None = None) -> np.ndarray:

@@ -6,6 +6,13 @@ Their average probability of the given label ranks the labels (lowest first, as 
 ``self_confidence`` ranking does), and a label is flagged as an issue in the manner of
 confident learning: another class wins and the given class scores below that class's
 average self-confidence.
+
+:func:`neighbour_vote` searches its own exact FAISS index (inner product, on the CPU) over the
+labelled items only, not the shared graph (neighbours among all items) nor a
+:class:`~workbench.neighbors.NeighborIndex`: it asks for k + 1 neighbours and gives the item
+itself weight zero wherever it comes (an item outranked by its duplicates keeps k + 1 voters),
+and a NeighborIndex would search on the GPU where FAISS sees one and renormalise every row when
+one is zero, changing similarities in their last bits and the order of ties.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from .._config import (
 )
 from .._device import best_device, fit_threads
 from ._common import Predictions, check_labels, labelled_classes, warn_if_many_classes
+from ._probe_parts import column_mean_std, fit_temperature_logits, fold_masks
 
 __all__ = ["LinearProbe", "best_device", "probe_predictions"]
 
@@ -102,7 +103,7 @@ class LinearProbe:
         self.classes_ = labelled_classes(labels, what="the linear probe")
         warn_if_many_classes(self.classes_.size, "the linear probe")
         self.device_ = self.device or best_device()
-        self.mean_, std = _column_mean_std(x)
+        self.mean_, std = column_mean_std(x)
         self.scale_ = np.where(std > 1e-8, 1.0 / np.maximum(std, 1e-8), 0.0).astype(np.float32)
         self.labelled_ = np.flatnonzero(labels >= 0)
         y = np.searchsorted(self.classes_, labels[self.labelled_])
@@ -133,7 +134,7 @@ class LinearProbe:
             # prior), so selection costs a fraction of the final fit, not five times it.
             sel = np.sort(np.random.default_rng(self.seed).choice(n, PROBE_SELECT_LABELS,
                                                                   replace=False))
-        folds = _fold_masks(y[sel], self.cv, self.seed, single=many)
+        folds = fold_masks(y[sel], self.cv, self.seed, single=many)
         xt, yt = xt_all[sel], yt_all[sel]
         scale = sel.size / n
         init = None
@@ -158,7 +159,7 @@ class LinearProbe:
             self.l2_ = grid[best] * scale
             self.cv_accuracy_ = float(acc[best])
             oof_best = oof[best][seen]
-            self.temperature_ = _fit_temperature(torch, oof_best, yt[seen])
+            self.temperature_ = fit_temperature_logits(torch, oof_best, yt[seen])
             proba = np.full((n, c), np.nan, np.float32)
             proba[sel[seen]] = torch.softmax(oof_best / self.temperature_, -1).cpu().numpy()
             self.oof_proba_ = proba
@@ -262,43 +263,6 @@ def probe_predictions(vectors: np.ndarray, labels: np.ndarray, **options) -> Pre
     return LinearProbe(**options).fit(vectors, labels).predictions(vectors)
 
 
-def _fold_masks(y: np.ndarray, cv: int | str, seed: int, *, single: bool = False) -> np.ndarray:
-    """(F, n) bool held-out masks; F = 0 when no item can be held out.
-
-    ``single`` (or ``cv="auto"`` above ``PROBE_KFOLD_MAX_LABELS``) gives one 20% split.
-    """
-    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-
-    n = y.size
-    if n < 3:
-        return np.zeros((0, n), bool)
-    if single or (cv == "auto" and n > PROBE_KFOLD_MAX_LABELS):
-        counts = np.bincount(y)
-        present = int((counts > 0).sum())
-        # Stratify when every class can be in both parts (train_test_split refuses a
-        # held-out part smaller than the number of classes).
-        strat = y if counts[counts > 0].min() >= 2 and 0.2 * n >= present else None
-        _, test = train_test_split(np.arange(n), test_size=0.2, random_state=seed, stratify=strat)
-        m = np.zeros((1, n), bool)
-        m[0, test] = True
-        return m
-    k = PROBE_CV_FOLDS if cv == "auto" else int(cv)
-    counts = np.bincount(y)
-    min_count = counts[counts > 0].min()
-    if min_count >= 2:
-        splitter = StratifiedKFold(n_splits=int(min(k, min_count)), shuffle=True,
-                                   random_state=seed)
-        splits = splitter.split(np.zeros(n), y)
-    else:
-        splits = KFold(n_splits=int(min(k, n)), shuffle=True, random_state=seed).split(y)
-    masks = []
-    for _, test in splits:
-        m = np.zeros(n, bool)
-        m[test] = True
-        masks.append(m)
-    return np.stack(masks)
-
-
 def _fit_in_batches(torch, x, y, c: int, train: np.ndarray, l2: np.ndarray, max_iter: int):
     """:func:`_fit_batched` over as many problems at a time as ``PROBE_BATCH_CELLS`` allows.
 
@@ -376,38 +340,3 @@ def _fit_batched(torch, x, y, c: int, train: np.ndarray, l2: np.ndarray, max_ite
     with torch.no_grad():
         b_out = b + absent
     return w.detach().transpose(1, 2).contiguous(), b_out
-
-
-def _fit_temperature(torch, logits, y) -> float:
-    """Scalar temperature minimising held-out log-loss (Guo et al., 2017)."""
-    log_t = torch.zeros((), dtype=logits.dtype, device=logits.device, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=50, line_search_fn="strong_wolfe")
-    z = logits.detach()
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(z / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    t = float(log_t.exp().item())
-    return float(np.clip(t, 0.05, 20.0)) if np.isfinite(t) else 1.0
-
-
-def _column_mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and standard deviation (float32), summed in float64 blocks so that a
-    memory-mapped (N, D) array is never copied whole (deviations from the mean are taken
-    in float32, in one reused buffer, and their squares summed in float64)."""
-    total = np.zeros(x.shape[1], np.float64)
-    for start in range(0, x.shape[0], PROBE_SCORE_BLOCK_ROWS):
-        total += x[start:start + PROBE_SCORE_BLOCK_ROWS].sum(axis=0, dtype=np.float64)
-    mean = total / x.shape[0]
-    mean32 = mean.astype(np.float32)
-    sq = np.zeros(x.shape[1], np.float64)
-    buf = np.empty((min(PROBE_SCORE_BLOCK_ROWS, x.shape[0]), x.shape[1]), np.float32)
-    for start in range(0, x.shape[0], PROBE_SCORE_BLOCK_ROWS):
-        rows = x[start:start + PROBE_SCORE_BLOCK_ROWS]
-        d = np.subtract(rows, mean32, out=buf[:rows.shape[0]])
-        sq += np.einsum("ij,ij->j", d, d, dtype=np.float64)
-    return mean32, np.sqrt(sq / x.shape[0]).astype(np.float32)

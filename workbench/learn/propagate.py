@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,48 +38,21 @@ from .._config import (
     PROPAGATION_TOL,
 )
 from ..neighbors import KnnGraph
-from ._common import Predictions, check_labels, labelled_classes, warn_if_many_classes
+from . import _cg
+from ._common import (
+    Predictions,
+    Propagation,
+    check_labels,
+    labelled_classes,
+    normalise_rows,
+    warn_if_many_classes,
+)
 
 __all__ = ["LabelSpreader", "Propagation", "fold_propagation", "propagate",
            "spreading_operator"]
 
 #: Below this many items the reordering is not worth its (small) cost: ``F`` fits in cache.
 _REORDER_MIN_ITEMS = 4096
-#: Rows turned into probabilities at a time (~2 MB of temporaries at 1,000 classes).
-_ROW_BLOCK = 256
-
-
-@dataclass(frozen=True)
-class Propagation(Predictions):
-    """:class:`~workbench.learn.Predictions` of label spreading, plus what a warm start needs.
-
-    Attributes
-    ----------
-    n_iter : conjugate-gradient iterations used (the most any block of classes needed).
-    converged : whether the relative residual reached ``tol`` within ``max_iter``.
-    mass : (N,) float64 label mass reaching each item: the row sums of the scores clipped
-        at 0 (what ``calibrate.label_mass`` takes the log of), without an (N, C) copy.
-    scores : (N, C) raw spreading scores ``F`` (columns aligned with ``classes``), made on
-        demand as ``proba * mass`` (float32, clipped at 0): with many classes a second
-        stored (N, C) table per propagation is what memory could not afford (400 MB at
-        100k items x 1,000 classes). Solves with ``tol`` < 1e-6 (float64) keep their exact,
-        unclipped scores. :meth:`score_columns` makes only some columns.
-    """
-
-    n_iter: int
-    converged: bool
-    mass: np.ndarray
-    exact_scores: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def scores(self) -> np.ndarray:
-        return self.score_columns(slice(None))
-
-    def score_columns(self, columns: np.ndarray | slice) -> np.ndarray:
-        """(N, len(columns)) scores of some classes (positions in ``classes``)."""
-        if self.exact_scores is not None:
-            return self.exact_scores[:, columns]
-        return self.proba[:, columns] * self.mass.astype(np.float32)[:, None]
 
 
 def spreading_operator(graph: KnnGraph | sp.spmatrix) -> sp.csr_matrix:
@@ -309,10 +281,10 @@ def fold_propagation(
         start = full.score_columns(src[cols]).astype(dtype)
         x = np.ascontiguousarray(start if system.perm is None else start[system.perm])
         del start
-        x, _, _ = _block_cg(system.matrix, b, x, tol=tol, max_iter=max_iter)
+        x, _, _ = _cg.block_cg(system.matrix, b, x, tol=tol, max_iter=max_iter)
         out[:, cols] = x[at]
         del b, x
-    proba, _, mass = _normalise_rows(out)
+    proba, _, mass = normalise_rows(out)
     return classes, proba, mass
 
 
@@ -393,12 +365,12 @@ def _compute_propagation(
             if have.size:
                 start = warm_start.score_columns(src[j0:j1][have])
                 x[:, have] = start if system.perm is None else start[system.perm]
-        x, it, ok = _block_cg(system.matrix, b, x, tol=tol, max_iter=max_iter)
+        x, it, ok = _cg.block_cg(system.matrix, b, x, tol=tol, max_iter=max_iter)
         del b
         scores[:, j0:j1] = x if system.inv is None else x[system.inv]
         n_iter, converged = max(n_iter, it), converged and ok
     exact = scores if dtype != np.float32 else None
-    proba, known, mass = _normalise_rows(scores)  # in place over float32 scores
+    proba, known, mass = normalise_rows(scores)  # in place over float32 scores
     del scores
     pred = Predictions.from_proba(classes, proba, "propagated", known=known)
     return Propagation(pred.classes, pred.proba, pred.label, pred.confidence, pred.source,
@@ -416,209 +388,3 @@ def _warm_columns(warm_start: Propagation | None, classes: np.ndarray, n: int):
     pos = np.minimum(np.searchsorted(old, classes), old.size - 1)
     src = np.where(old[pos] == classes, pos, -1)
     return src if (src >= 0).any() else None
-
-
-def _normalise_rows(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(N, C) float32 probabilities (scores clipped at 0, rows summing to 1, uniform where a
-    row has no mass), (N,) bool rows with mass and (N,) float64 the mass itself.
-
-    Row block by row block, written over float32 ``scores`` (which becomes the answer), so
-    no second (N, C) array is made; float64 scores are left as they are.
-    """
-    n, c = scores.shape
-    proba = scores if scores.dtype == np.float32 else np.empty((n, c), np.float32)
-    known = np.empty(n, bool)
-    mass = np.empty(n, np.float64)
-    for r0 in range(0, n, _ROW_BLOCK):
-        f = np.maximum(scores[r0:r0 + _ROW_BLOCK], scores.dtype.type(0.0))
-        rows = slice(r0, r0 + f.shape[0])
-        mass[rows] = f.sum(axis=1, dtype=np.float64)
-        total = f.sum(axis=1)
-        k = total > 1e-12
-        np.divide(f, total[:, None], out=f, where=k[:, None])
-        f[~k] = 1.0 / c
-        proba[rows] = f
-        known[rows] = k
-    return proba, known, mass
-
-
-def _block_cg(
-    m: sp.csr_matrix, b: np.ndarray, x: np.ndarray, *, tol: float, max_iter: int
-) -> tuple[np.ndarray, int, bool]:
-    """Conjugate gradients on ``M X = B`` (``M = I - alpha S``), one solve per column.
-
-    Works in the dtype of ``b``, updating in place to avoid (N, C) temporaries. Each start
-    column is first rescaled to the best multiple of itself (in the energy norm that CG
-    minimises): after a label change, class mass normalisation rescales every class's seeds,
-    and the rescaled previous answer is then right everywhere but near the new labels. Only
-    the columns not already within ``tol`` are iterated (after one more label, a few).
-    """
-    dtype = b.dtype.type
-    mx = _matmul(m, x)
-    xmx = _col_dot(x, mx)
-    gamma = np.divide(_col_dot(b, x), xmx, out=np.ones_like(xmx), where=xmx > 0)
-    gamma = gamma.astype(dtype)
-    x *= gamma
-    mx *= gamma
-    r = np.subtract(b, mx, out=mx)
-    rs = _col_dot(r, r)
-    target = (tol * np.linalg.norm(b, axis=0).astype(np.float64)) ** 2
-    active = np.flatnonzero(rs > target)
-    if active.size == 0:
-        return x, 0, True
-    if active.size == x.shape[1]:
-        n_iter, converged = _cg_steps(m, x, r, rs, target, max_iter)
-        return x, n_iter, converged
-    xa, ra = x[:, active], r[:, active]  # contiguous copies of the columns still to solve
-    n_iter, converged = _cg_steps(m, xa, ra, rs[active], target[active], max_iter)
-    x[:, active] = xa
-    return x, n_iter, converged
-
-
-def _col_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(C,) float64 column-wise dot products of two (N, C) arrays (summed in their dtype:
-    float32 sums are accurate to ~1e-5 relative here, well inside what CG needs)."""
-    return np.einsum("ij,ij->j", a, b).astype(np.float64)
-
-
-def _cg_steps(
-    m: sp.csr_matrix, x: np.ndarray, r: np.ndarray, rs: np.ndarray, target: np.ndarray,
-    max_iter: int,
-) -> tuple[int, bool]:
-    """CG iterations from ``x`` with residual ``r`` (both updated in place)."""
-    kernels = _kernels()
-    if kernels is not None and x.dtype == m.dtype and x.flags.c_contiguous \
-            and r.flags.c_contiguous:
-        return _cg_steps_compiled(kernels, m, x, r, rs, target, max_iter)
-    dtype = x.dtype.type
-    p = r.copy()
-    tmp = np.empty_like(r)
-    mp = np.empty_like(r)
-    for it in range(1, max_iter + 1):
-        if np.all(rs <= target):
-            return it - 1, True
-        _matmul(m, p, out=mp)
-        denom = _col_dot(p, mp)
-        step = np.divide(rs, denom, out=np.zeros_like(rs), where=denom > 0).astype(dtype)
-        np.multiply(p, step, out=tmp)
-        x += tmp
-        np.multiply(mp, step, out=tmp)
-        r -= tmp
-        rs_new = _col_dot(r, r)
-        beta = np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 0).astype(dtype)
-        p *= beta
-        p += r
-        rs = rs_new
-    return max_iter, bool(np.all(rs <= target))
-
-
-def _cg_steps_compiled(
-    kernels: dict, m: sp.csr_matrix, x: np.ndarray, r: np.ndarray, rs: np.ndarray,
-    target: np.ndarray, max_iter: int,
-) -> tuple[int, bool]:
-    """:func:`_cg_steps` with each iteration as three passes over the (N, w) arrays: the
-    product fused with ``p . Mp``, the updates of ``x`` and ``r`` fused with ``r . r``, and
-    the new direction (numpy makes ~10 passes; they cost 40% of the solve at 1,000 classes).
-    Column sums are accumulated in float64."""
-    dtype = x.dtype.type
-    p = r.copy()
-    mp = np.empty_like(r)
-    denom = np.empty(x.shape[1], np.float64)
-    rs_new = np.empty(x.shape[1], np.float64)
-    for it in range(1, max_iter + 1):
-        if np.all(rs <= target):
-            return it - 1, True
-        kernels["product_dot"](m.indptr, m.indices, m.data, p, mp, denom)
-        step = np.divide(rs, denom, out=np.zeros_like(rs), where=denom > 0).astype(dtype)
-        kernels["update"](x, r, p, mp, step, rs_new)
-        beta = np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 0).astype(dtype)
-        kernels["direction"](p, r, beta)
-        rs = rs_new.copy()
-    return max_iter, bool(np.all(rs <= target))
-
-
-def _matmul(m: sp.csr_matrix, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``m @ x`` for a CSR (N, N) ``m`` and a C-ordered (N, w) ``x`` of the same dtype.
-
-    scipy's product runs one scalar multiply-add at a time (1.5 G/s here, whatever the
-    width); the compiled loop does each neighbour's row of ``w`` columns as one vector
-    operation (2.7 times faster at 64 columns), releases the GIL (the retrain runs beside
-    the notebook) and writes into ``out`` (no new (N, w) array per iteration). Falls back
-    to scipy where numba (a dependency of umap-learn) cannot be loaded.
-    """
-    kernels = _kernels()
-    if out is None:
-        out = np.empty(x.shape, x.dtype)
-    if kernels is None or x.dtype != m.dtype or not x.flags.c_contiguous:
-        out[...] = m @ x
-        return out
-    kernels["product"](m.indptr, m.indices, m.data, x, out)
-    return out
-
-
-_KERNELS: list = []
-
-
-def _kernels() -> dict | None:
-    """The compiled loops (compiled once, cached on disk), or None without numba."""
-    if not _KERNELS:
-        try:
-            import numba
-        except Exception:  # any failure to load numba means: use scipy and numpy
-            _KERNELS.append(None)
-        else:
-            _KERNELS.append(_compile(numba))
-    return _KERNELS[0]
-
-
-def _compile(numba) -> dict:  # pragma: no cover - compiled code
-    jit = numba.njit(nogil=True, fastmath=True, cache=True)
-
-    @jit
-    def product(indptr, indices, data, x, out):
-        n, w = out.shape
-        for i in range(n):
-            for k in range(w):
-                out[i, k] = 0
-            for jj in range(indptr[i], indptr[i + 1]):
-                j = indices[jj]
-                a = data[jj]
-                for k in range(w):
-                    out[i, k] += a * x[j, k]
-
-    @jit
-    def product_dot(indptr, indices, data, p, out, dots):
-        n, w = out.shape
-        for k in range(w):
-            dots[k] = 0.0
-        for i in range(n):
-            for k in range(w):
-                out[i, k] = 0
-            for jj in range(indptr[i], indptr[i + 1]):
-                j = indices[jj]
-                a = data[jj]
-                for k in range(w):
-                    out[i, k] += a * p[j, k]
-            for k in range(w):
-                dots[k] += np.float64(p[i, k]) * np.float64(out[i, k])
-
-    @jit
-    def update(x, r, p, mp, step, rs):
-        n, w = x.shape
-        for k in range(w):
-            rs[k] = 0.0
-        for i in range(n):
-            for k in range(w):
-                x[i, k] += step[k] * p[i, k]
-                r[i, k] -= step[k] * mp[i, k]
-                rs[k] += np.float64(r[i, k]) * np.float64(r[i, k])
-
-    @jit
-    def direction(p, r, beta):
-        n, w = p.shape
-        for i in range(n):
-            for k in range(w):
-                p[i, k] = beta[k] * p[i, k] + r[i, k]
-
-    return {"product": product, "product_dot": product_dot, "update": update,
-            "direction": direction}

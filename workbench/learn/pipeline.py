@@ -1,0 +1,144 @@
+"""One retrain, start to end: what a session's background thread runs after a label change.
+
+:func:`fit_models` takes a snapshot of the human labels and the session's fixed pieces
+(vectors, neighbour graphs and their spreaders, proposed clusters) and returns a
+:class:`ModelState`: label propagation over the vectors' graph (and the 2-D map's, once it
+exists), the linear probe, their held-out mix and the calibrated confidence. Arrays in,
+arrays out: no session, store or widget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._config import MANY_CLASSES, MIX_FOLDS, MIX_FOLDS_MAX_ITEMS, PROBE_MIN_LABELS
+from ._common import NotEnoughLabels, Predictions, side_by_side
+
+__all__ = ["ModelState", "fit_models", "fit_probe"]
+
+
+@dataclass
+class ModelState:
+    """The models of one retrain.
+
+    Attributes
+    ----------
+    propagation, map_propagation : :class:`~workbench.learn.Propagation` over the vectors'
+        graph and the map's (None: not run).
+    probe : the probe's :class:`Predictions` (None: too few labels yet).
+    model : the fitted :class:`~workbench.learn.LinearProbe` itself.
+    accuracy : the probe's cross-validated accuracy (not the labels' accuracy).
+    weights : model name -> mixing weight.
+    message : why a model could not run yet ("" when all did).
+    combined : the mixed, calibrated :class:`~workbench.learn.Combined` (None: no model ran).
+    calibration : ``calibrator``, ``features`` (N, F) and ``predictions`` for estimates.
+    issues_input : (human, probe labels, out-of-fold probabilities) of the probe's fit, so
+        the suspected-errors queue ranks without fitting again.
+    """
+
+    propagation: Any = None
+    map_propagation: Any = None
+    probe: Predictions | None = None
+    model: Any = None
+    accuracy: float | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    combined: Any = None
+    calibration: dict[str, Any] | None = None
+    issues_input: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+def fit_probe(human: np.ndarray, vectors: np.ndarray, device: str | None) -> ModelState:
+    """The probe's part of a retrain (``probe``, ``model``, ``accuracy``, ``issues_input``,
+    or a ``message`` saying what it waits for)."""
+    from .probe import LinearProbe
+
+    # The probe learns the classes with 2+ labels (its held-out choice of L2 needs them); a
+    # class named by one item is left to propagation until its second label, rather than
+    # holding the probe back for every class.
+    classes, counts = np.unique(human[human >= 0], return_counts=True)
+    probe_labels = np.where(np.isin(human, classes[counts < 2]), -1, human)
+    n_probe = int((probe_labels >= 0).sum())
+    if n_probe < PROBE_MIN_LABELS or int((counts >= 2).sum()) < 2:
+        return ModelState(message=(f"the probe waits for {PROBE_MIN_LABELS} labels in 2+ "
+                                   f"classes that have 2+ labels each; {n_probe} so far"))
+    try:
+        probe = LinearProbe(device=device).fit(vectors, probe_labels)
+    except NotEnoughLabels as e:
+        return ModelState(message=str(e))
+    return ModelState(probe=probe.predictions(vectors), model=probe,
+                      accuracy=float(probe.cv_accuracy_),
+                      issues_input=(human.copy(), probe_labels, probe.oof_proba_))
+
+
+def fit_models(human: np.ndarray, *, vectors: np.ndarray, graph: Any, spreader: Any,
+               map_models: Callable[[], tuple[Any, Any] | None] | None = None,
+               groups: Any = None, device: str | None = None) -> ModelState:
+    """Propagation (over the vectors' graph and, when given, the map's), the probe, and
+    their mix with calibrated confidence, on a snapshot ``human`` (N,) of the labels.
+
+    ``spreader``: the session's :class:`~workbench.learn.LabelSpreader` over ``graph``
+    (warm-started from its last fit); ``map_models``: a callable returning the map's
+    (graph, spreader) once the map exists, else None (asked only at or below
+    ``MANY_CLASSES`` classes); ``groups``: the (N,) proposed cluster of every item, or a
+    callable returning it.
+    """
+    from .calibrate import (
+        fallback_calibrator,
+        log_mass,
+        nearest_labelled_distance,
+        neighbour_radius,
+    )
+    from .heldout import held_out_predictions, mixing_from_held_out
+    from .mixing import Mixing, calibrated, mix
+
+    graphs = {"propagated": graph}
+    # Above MANY_CLASSES the 2-D map's neighbours cannot keep hundreds of classes apart
+    # (its held-out weight was 0 at 1,000 classes) and a second propagation would cost as
+    # much as the first: the vectors' graph propagates alone.
+    n_classes = np.unique(human[human >= 0]).size
+    pair = map_models() if map_models is not None and n_classes <= MANY_CLASSES else None
+    map_spreader = None
+    if pair is not None:
+        graphs["map"], map_spreader = pair
+
+    def spread() -> None:
+        spreader.fit(human)
+        if map_spreader is not None:
+            map_spreader.fit(human)
+
+    # Propagation and the probe are independent: they fit side by side (two cores).
+    try:
+        _, state = side_by_side(spread, lambda: fit_probe(human, vectors, device))
+    except NotEnoughLabels as e:  # from propagation: nothing is labelled enough yet
+        return ModelState(message=str(e))
+    state.propagation = spreader.predictions_
+    if map_spreader is not None:
+        state.map_propagation = map_spreader.predictions_
+    models = {"propagated": state.propagation, "map": state.map_propagation,
+              "probe": state.probe}
+    n = int(np.asarray(human).size)
+    held = held_out_predictions(
+        human, graphs, state.model, vectors=vectors,
+        groups=groups() if callable(groups) else groups,
+        folds=MIX_FOLDS if n <= MIX_FOLDS_MAX_ITEMS else 1, fitted=models)
+    mixing = None if held is None else mixing_from_held_out(held)
+    if mixing is None:  # too few labels to hold any out: an even mix, a coin flip
+        mixing = Mixing({k: 1.0 for k, v in models.items() if v is not None},
+                        calibrator=fallback_calibrator())
+    state.weights = mixing.weights
+    combined = mix(models, mixing.weights, temperature=mixing.temperature)
+    # Calibrated confidence: the chance each machine label is right (learn/calibrate.py).
+    mass = log_mass(state.propagation.mass)
+    distance = nearest_labelled_distance(vectors, np.flatnonzero(human >= 0),
+                                         radius=neighbour_radius(graph))
+    combined, features = calibrated(combined, models, mixing, log_mass=mass,
+                                    distance=distance)
+    state.combined = combined
+    state.calibration = {"calibrator": mixing.calibrator, "features": features,
+                         "predictions": combined}
+    return state
