@@ -11,6 +11,12 @@
 
 Coordinates come back as (N, 2) float32 centred and scaled into [-1, 1] (aspect ratio
 kept), so a widget can use them directly.
+
+:func:`map_graph` searches with scipy's k-d tree, not the shared FAISS code of
+:mod:`workbench.neighbors`: that code is cosine similarity on unit vectors, while neighbours on
+the map are Euclidean in 2-D; an exact FAISS search (``IndexFlatL2``) compares every pair
+(O(N²) against the tree's O(N log N): about 4 s for a million items) and orders equal
+distances (items sharing a position) differently from the tree, so the graph would change.
 """
 
 from __future__ import annotations
