@@ -169,8 +169,8 @@ def test_from_items_reuses_what_embed_folder_computed(tiny_clip, photos, tmp_pat
 
 @pytest.mark.slow
 def test_folder_cache_finds_what_embed_folder_computed(tiny_clip, photos, tmp_path):
+    from workbench.cli.embed import folder_cache
     from workbench.embed import ClipEmbedder, embed_items
-    from workbench.embed.cli import folder_cache
     from workbench.items import from_folder
 
     items = from_folder(photos)

@@ -48,6 +48,7 @@ __all__ = [
     "GRAPH_TARGET_RECALL",
     "GROUP_SAMPLE_SIZE",
     "HELD_OUT_PROPAGATION_TOL",
+    "HELD_OUT_SEED",
     "IMAGE_EXTENSIONS",
     "ISSUES_KNN_K",
     "IVF_START_NPROBE",
@@ -68,8 +69,10 @@ __all__ = [
     "NEAR_DUPLICATE_SIMILARITY",
     "NEIGHBOR_BLOCK_BYTES",
     "NORMALISE_ROW_BLOCK",
+    "PCA_LAYOUT_SAMPLE",
     "PROBE_BATCH_CELLS",
     "PROBE_CV_FOLDS",
+    "PROBE_FOLD_SEED",
     "PROBE_KFOLD_MAX_LABELS",
     "PROBE_L2_GRID",
     "PROBE_MAX_ITER",
@@ -132,6 +135,13 @@ DEMO_DIGITS_SIZE = 64
 
 #: Seed for train/val splits in exports, so an export is reproducible unless asked otherwise.
 SPLIT_SEED = 0
+#: Seed of the probe's held-out folds (its choice of L2 and temperature): one seed per
+#: purpose, so changing how exports split never changes the models.
+PROBE_FOLD_SEED = 0
+#: Seed of the held-out checks that choose the mix and fit the confidence calibrator.
+HELD_OUT_SEED = 0
+#: The quick first map: PCA axes fitted on at most this many rows (instant at a million).
+PCA_LAYOUT_SAMPLE = 20_000
 
 # -- learning (workbench.learn) ------------------------------------------------------------------
 

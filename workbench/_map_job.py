@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._config import KNN_K
+from ._config import KNN_K, PCA_LAYOUT_SAMPLE
 from ._events import Event
 
 __all__ = ["MapJob", "pca_layout"]
@@ -80,7 +80,7 @@ class MapJob:
             return self._map_spreader
 
 
-def pca_layout(vectors: np.ndarray, *, sample: int = 20_000, seed: int = 0) -> np.ndarray:
+def pca_layout(vectors: np.ndarray, *, sample: int = PCA_LAYOUT_SAMPLE, seed: int = 0) -> np.ndarray:
     """(N, 2) float32 in [-1, 1]: the first two principal components (an instant first map).
 
     The axes are fitted on at most ``sample`` rows, so this stays fast at a million items.

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._config import (
     HELD_OUT_PROPAGATION_TOL,
+    HELD_OUT_SEED,
     MANY_CLASSES,
     MIX_FOLDS,
     MIX_HOLDOUT_FRACTION,
@@ -66,7 +67,7 @@ def held_out_predictions(
     vectors: np.ndarray | None = None,
     groups: np.ndarray | None = None,
     folds: int = MIX_FOLDS,
-    seed: int = 0,
+    seed: int = HELD_OUT_SEED,
     fitted: Mapping[str, Any] | None = None,
 ) -> HeldOut | None:
     """Hide the labelled items fold by fold and predict them from the rest (see
@@ -192,7 +193,7 @@ def held_out_weights(
     vectors: np.ndarray | None = None,
     groups: np.ndarray | None = None,
     folds: int = MIX_FOLDS,
-    seed: int = 0,
+    seed: int = HELD_OUT_SEED,
     calibrate: bool = True,
     fitted: Mapping[str, Any] | None = None,
 ) -> Mixing | None:

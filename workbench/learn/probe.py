@@ -18,13 +18,13 @@ from .._arrays import as_vectors
 from .._config import (
     PROBE_BATCH_CELLS,
     PROBE_CV_FOLDS,
+    PROBE_FOLD_SEED,
     PROBE_KFOLD_MAX_LABELS,
     PROBE_L2_GRID,
     PROBE_MAX_ITER,
     PROBE_SCORE_BLOCK_ROWS,
     PROBE_SELECT_CELLS,
     PROBE_SELECT_LABELS,
-    SPLIT_SEED,
 )
 from .._device import best_device, fit_threads
 from ._common import Predictions, check_labels, labelled_classes, warn_if_many_classes
@@ -69,7 +69,7 @@ class LinearProbe:
         cv: int | str = "auto",
         max_iter: int = PROBE_MAX_ITER,
         device: str | None = None,
-        seed: int = SPLIT_SEED,
+        seed: int = PROBE_FOLD_SEED,
     ) -> None:
         if not l2_grid or min(l2_grid) < 0:
             raise ValueError(f"l2_grid must be non-empty and >= 0, got {l2_grid}")

@@ -54,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
     when a project's items could not all be embedded)."""
     import numpy as np
 
-    from .factory import make_embedder
-    from .run import embed_items
+    from .._files import atomic_write
+    from ..embed.factory import make_embedder
+    from ..embed.run import embed_items
 
     items, cache_dir, project = _items_and_cache(Path(args.path), args.cache_dir)
     try:
@@ -86,11 +87,14 @@ def run(args: argparse.Namespace) -> int:
             project.close()
     if args.out:
         out = Path(args.out)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, ids=np.array(result.ids, dtype=str), vectors=result.vectors,
-                     model=np.array(result.model), skipped=np.array(json.dumps(result.skipped)))
-        os.replace(tmp, out)
+
+        def write_npz(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz"
+                np.savez(f, ids=np.array(result.ids, dtype=str), vectors=result.vectors,
+                         model=np.array(result.model),
+                         skipped=np.array(json.dumps(result.skipped)))
+
+        atomic_write(out, write_npz, durable=False)
         print(f"wrote {out}")
     return status
 
