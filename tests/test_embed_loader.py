@@ -96,10 +96,10 @@ def test_broken_files_give_reasons(tmp_path):
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     # Lower the limit instead of writing a real bomb: the same Pillow check fires.
     path = _save(tmp_path / "big.png", Image.new("L", (300, 300)))
-    monkeypatch.setattr("workbench.embed.loader.MAX_IMAGE_PIXELS", 300 * 300 // 3)
+    monkeypatch.setattr("workbench._images.MAX_IMAGE_PIXELS", 300 * 300 // 3)
     with pytest.raises(UnreadableImage, match="decompression bomb"):
         open_rgb(path)  # more than 2x the limit: Pillow's error
-    monkeypatch.setattr("workbench.embed.loader.MAX_IMAGE_PIXELS", 300 * 300 - 1)
+    monkeypatch.setattr("workbench._images.MAX_IMAGE_PIXELS", 300 * 300 - 1)
     with pytest.raises(UnreadableImage, match="decompression bomb"):
         open_rgb(path)  # just above the limit: Pillow only warns; we refuse all the same
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS

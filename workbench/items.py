@@ -6,12 +6,15 @@ Every loader returns a polars DataFrame with at least:
 itself), ``kind`` (``"image"``, ``"text"`` or ``"vector"``), and, where the input had them,
 ``label`` (str, existing labels) and any metadata columns. Every later array of a
 project (embeddings, graph, layout, labels) is aligned to this row order.
+
+Opening and checking image files is :mod:`workbench._images`; the demo set is
+:mod:`workbench.digits`. Both are re-exported here (``image_problem``,
+``not_regular_file``, ``demo_digits``, ``digits_pixels``).
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +24,11 @@ import numpy as np
 import polars as pl
 
 from ._arrays import ItemError, as_vectors, check_nonzero_rows
-from ._config import DEMO_DIGITS_SIZE, IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS
-from ._files import atomic_write
+from ._config import IMAGE_EXTENSIONS
+from ._images import image_problem as image_problem
+from ._images import not_regular_file as not_regular_file
+from .digits import demo_digits
+from .digits import digits_pixels as digits_pixels
 
 __all__ = [
     "ItemError",
@@ -137,9 +143,6 @@ def check_images(items: pl.DataFrame) -> tuple[pl.DataFrame, LoadReport]:
     Zero-byte, truncated, non-image and decompression-bomb files are dropped and listed in
     the report with the reason; nothing raises. Non-image rows pass through untouched.
     """
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     report = LoadReport()
     keep = []
     for item_id, source, kind in items.select("id", "source", "kind").iter_rows():
@@ -151,46 +154,6 @@ def check_images(items: pl.DataFrame) -> tuple[pl.DataFrame, LoadReport]:
             report.skipped[item_id] = reason
         keep.append(reason is None)
     return items.filter(pl.Series(keep)), report
-
-
-def image_problem(path: str) -> str | None:
-    """Why the image at ``path`` cannot be used, or None when it decodes fully."""
-    from PIL import Image
-
-    p = Path(path)
-    try:
-        st = p.stat()
-        if not stat.S_ISREG(st.st_mode):
-            return not_regular_file(st.st_mode)
-        if st.st_size == 0:
-            return "empty (zero-byte) file"
-        with Image.open(p) as im:
-            im.load()  # full decode: catches truncation, not just a bad header
-    except FileNotFoundError:
-        return "file not found"
-    except Image.DecompressionBombError as e:
-        return f"refused as a decompression bomb ({e})"
-    except Image.UnidentifiedImageError:
-        return "not an image Pillow can read"
-    except (OSError, SyntaxError, ValueError) as e:
-        return f"unreadable or truncated image ({e})"
-    return None
-
-
-def not_regular_file(mode: int) -> str:
-    """The reason shown for a path that is not a regular file (``st_mode`` after links).
-
-    Images are read only from regular files: reading a FIFO blocks until some other process
-    writes to it, and a device such as ``/dev/zero`` never ends.
-    """
-    what = (
-        "a folder" if stat.S_ISDIR(mode)
-        else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a socket" if stat.S_ISSOCK(mode)
-        else "not a regular file"
-    )
-    return f"not a regular file ({what}); images are read only from regular files"
 
 
 # -- tables --------------------------------------------------------------------------------
@@ -345,52 +308,6 @@ def from_vectors(
             raise ItemError(f"{len(labels)} labels for {n} vectors; give one per vector")
         data["label"] = [None if v is None else str(v) for v in labels]
     return pl.DataFrame(data, schema_overrides={"label": pl.String}), arr
-
-
-# -- demo ----------------------------------------------------------------------------------
-
-
-def demo_digits(folder: str | os.PathLike[str]) -> pl.DataFrame:
-    """scikit-learn's 1,797 handwritten digits, written as real PNG files under ``folder``.
-
-    The images are upscaled to ``DEMO_DIGITS_SIZE`` pixels so thumbnails are legible; the
-    true digit is kept in the ``truth`` column (not as a label) so a demo can score itself.
-    Idempotent: existing files are reused.
-    """
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    root = Path(folder)
-    digits = load_digits()
-    ids, sources = [], []
-    for i, img in enumerate(digits.images):
-        rel = f"digits/{i:04d}.png"
-        path = root / rel
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pixels = (255 - img * (255 / 16)).astype(np.uint8)  # dark ink on white
-            im = Image.fromarray(pixels, mode="L").resize(
-                (DEMO_DIGITS_SIZE, DEMO_DIGITS_SIZE), Image.Resampling.BICUBIC
-            )
-            # No half-written PNG if interrupted.
-            atomic_write(path, lambda tmp, im=im: im.save(tmp, format="PNG"), durable=False)
-        ids.append(rel)
-        sources.append(str(path.resolve()))
-    return pl.DataFrame(
-        {
-            "id": ids,
-            "source": sources,
-            "kind": ["image"] * len(ids),
-            "truth": [str(int(y)) for y in digits.target],
-        }
-    )
-
-
-def digits_pixels() -> np.ndarray:
-    """The demo digits as (1797, 64) float32 pixel vectors, for offline embeddings."""
-    from sklearn.datasets import load_digits
-
-    return load_digits().data.astype(np.float32)
 
 
 # -- validation ----------------------------------------------------------------------------

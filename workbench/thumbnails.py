@@ -12,7 +12,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from ._config import MAX_IMAGE_PIXELS, THUMBNAIL_FORMAT, THUMBNAIL_QUALITY, THUMBNAIL_SIZE
+from ._config import THUMBNAIL_FORMAT, THUMBNAIL_QUALITY, THUMBNAIL_SIZE
+from ._files import atomic_write
+from ._images import open_image
 
 __all__ = ["MIME_TYPES", "ThumbnailCache", "ThumbnailError", "make_thumbnail"]
 
@@ -51,9 +53,8 @@ def make_thumbnail(
         raise ValueError(f"thumbnail format must be one of {sorted(MIME_TYPES)}, not {format!r}")
     if size < 1:
         raise ValueError(f"thumbnail size must be at least 1 pixel, not {size}")
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with Image.open(source) as im:
+        with open_image(source) as im:
             im.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
             im = im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB")
             im.thumbnail((size, size), Image.Resampling.LANCZOS)
@@ -119,7 +120,5 @@ class ThumbnailCache:
         data = make_thumbnail(source, size=self.size, format=self.format, quality=self.quality)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Atomic: a concurrent reader sees the whole file or none, never half of it.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: tmp.write_bytes(data), durable=False)
         return data

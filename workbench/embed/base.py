@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EmbedError", "Embedder", "digest_files", "digest_state_dict", "l2_normalize"]
+__all__ = [
+    "EmbedError",
+    "Embedder",
+    "autocast",
+    "digest_files",
+    "digest_state_dict",
+    "folder_digest",
+    "l2_normalize",
+]
 
 
 class EmbedError(RuntimeError):
@@ -110,6 +118,17 @@ def digest_files(paths: Iterable[str | os.PathLike[str]]) -> str:
     return h.hexdigest()
 
 
+def folder_digest(folder: Path, config: str, hint: str) -> str:
+    """:func:`digest_files` of a local model folder's :func:`weight_files`.
+
+    Raises :class:`EmbedError` when the folder lacks its ``config`` file; ``hint`` ends the
+    message (what the folder needs and how to make one).
+    """
+    if not (folder / config).is_file():
+        raise EmbedError(f"{str(folder)!r} holds no {config}; {hint}")
+    return digest_files(weight_files(folder))
+
+
 def digest_state_dict(state_dict: dict[str, Any]) -> str:
     """Short hex digest of a model's parameters (for weights that have no file or tag)."""
     h = hashlib.blake2b(digest_size=12)
@@ -136,3 +155,14 @@ def weight_files(folder: str | os.PathLike[str], suffixes: Sequence[str] = (
         if p.is_file() and p.suffix in suffixes
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
+
+
+def autocast(device: str) -> Any:
+    """float16 autocast for a forward pass on CUDA; a no-op context elsewhere."""
+    import contextlib
+
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()

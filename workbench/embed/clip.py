@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from .._config import CLIP_MODEL, CLIP_PRETRAINED
-from .base import Embedder, EmbedError, digest_files, digest_state_dict, weight_files
+from .base import (
+    Embedder,
+    EmbedError,
+    autocast,
+    digest_files,
+    digest_state_dict,
+    folder_digest,
+)
 from .device import best_device, cap_torch_threads
 
 __all__ = ["ClipEmbedder"]
@@ -100,7 +107,7 @@ class ClipEmbedder(Embedder):
         """(B, 3, H, W) tensor from :meth:`preprocess` → (B, D) float32, unit rows."""
         import torch
 
-        with torch.inference_mode(), _autocast(self.device):
+        with torch.inference_mode(), autocast(self.device):
             x = batch.to(self.device, non_blocking=True)
             z = self.model.encode_image(x)
             z = torch.nn.functional.normalize(z.float(), dim=-1)
@@ -125,7 +132,7 @@ class ClipEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
-        with torch.inference_mode(), _autocast(self.device):
+        with torch.inference_mode(), autocast(self.device):
             for start in range(0, len(texts), batch_size):
                 tokens = self._tokenizer(texts[start:start + batch_size]).to(self.device)
                 z = self.model.encode_text(tokens)
@@ -135,16 +142,6 @@ class ClipEmbedder(Embedder):
     def transform(self) -> Any:
         # The bare torchvision transform: what worker processes receive, never the model.
         return self._preprocess
-
-
-def _autocast(device: str) -> Any:
-    import contextlib
-
-    import torch
-
-    if str(device).startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def _resolve(
@@ -162,10 +159,10 @@ def _resolve(
         return text, None, text
     if text.startswith("local-dir:"):
         folder = Path(text[len("local-dir:"):]).expanduser()
-        return text, None, f"local-{_folder_digest(folder)}"
+        return text, None, f"local-{_local_key(folder)}"
     path = Path(text).expanduser()
     if path.is_dir():
-        return f"local-dir:{path.resolve()}", None, f"local-{_folder_digest(path)}"
+        return f"local-dir:{path.resolve()}", None, f"local-{_local_key(path)}"
     if text.endswith(".json"):
         if not path.is_file():
             raise EmbedError(f"CLIP model config {text!r} does not exist; check the path")
@@ -197,10 +194,9 @@ def _resolve(
     return text, ptext, f"{text}-{ptext}"
 
 
-def _folder_digest(folder: Path) -> str:
-    if not (folder / "open_clip_config.json").is_file():
-        raise EmbedError(
-            f"{str(folder)!r} holds no open_clip_config.json; a local CLIP folder needs it "
-            "and the weights (the layout of a Hugging Face open_clip repository)"
-        )
-    return digest_files(weight_files(folder))
+def _local_key(folder: Path) -> str:
+    return folder_digest(
+        folder, "open_clip_config.json",
+        "a local CLIP folder needs it and the weights (the layout of a Hugging Face open_clip "
+        "repository)",
+    )

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from .._config import DINO_IMAGE_SIZE, DINO_MODEL
-from .base import Embedder, EmbedError, digest_files, digest_state_dict, weight_files
+from .base import (
+    Embedder,
+    EmbedError,
+    autocast,
+    digest_files,
+    digest_state_dict,
+    folder_digest,
+)
 from .device import best_device, cap_torch_threads
 
 __all__ = ["DINO_ALIASES", "DinoEmbedder"]
@@ -104,9 +111,7 @@ class DinoEmbedder(Embedder):
         """(B, 3, S, S) tensor → (B, D) float32 unit CLS vectors."""
         import torch
 
-        from .clip import _autocast
-
-        with torch.inference_mode(), _autocast(self.device):
+        with torch.inference_mode(), autocast(self.device):
             x = batch.to(self.device, non_blocking=True)
             feats = self.model.forward_features(x)
             z = self.model.forward_head(feats, pre_logits=True)
@@ -121,10 +126,10 @@ def _resolve(
     text = DINO_ALIASES.get(text, text)
     if text.startswith("local-dir:"):
         folder = Path(text[len("local-dir:"):]).expanduser()
-        return text, f"local-{_folder_digest(folder)}"
+        return text, f"local-{_local_key(folder)}"
     path = Path(text).expanduser()
     if path.is_dir():
-        return f"local-dir:{path.resolve()}", f"local-{_folder_digest(path)}"
+        return f"local-dir:{path.resolve()}", f"local-{_local_key(path)}"
     if checkpoint is not None:
         weights = Path(checkpoint).expanduser()
         if not weights.is_file():
@@ -135,10 +140,8 @@ def _resolve(
     return text, text
 
 
-def _folder_digest(folder: Path) -> str:
-    if not (folder / "config.json").is_file():
-        raise EmbedError(
-            f"{str(folder)!r} holds no config.json; a local timm folder needs it and the "
-            "weights (write one with timm.models.save_for_hf)"
-        )
-    return digest_files(weight_files(folder))
+def _local_key(folder: Path) -> str:
+    return folder_digest(
+        folder, "config.json",
+        "a local timm folder needs it and the weights (write one with timm.models.save_for_hf)",
+    )

@@ -7,128 +7,39 @@ One user action is one *batch*: one or more rows written in one ``BEGIN IMMEDIAT
 transaction ("name a new class for these items" is a ``create_class`` and an ``assign``),
 undone and redone as a whole.
 
-Tables
-------
-``actions``
-    one row per step: ``id`` (monotonic), ``time`` (Unix seconds), ``annotator``,
-    ``kind`` (one of :data:`ACTION_KINDS`), ``source`` (human / propagated / probe /
-    zeroshot), ``class_id``, ``name`` (class name for create/rename), ``target`` (merge
-    destination, or the batch an undo/redo refers to), ``batch`` (id of the first row of
-    the batch this row belongs to; NULL on the first row itself, and on every row of logs
-    written before batches existed, so each old row is its own batch).
-``items``
-    ``(action_id, item_id, confidence)``: the items an assign/remove touched.
-``merged``
-    ``(action_id, class_id)``: the classes a merge folded into ``actions.target``.
+The tables, their upgrade and the :class:`Action` rows are :mod:`workbench.labels.schema`.
 """
 
 from __future__ import annotations
 
-import getpass
 import os
 import sqlite3
 import threading
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 
-from .._config import (
-    ANNOTATOR_ENV,
-    DEFAULT_ANNOTATOR,
-    LABEL_SOURCES,
-    SQLITE_BUSY_TIMEOUT_MS,
+from .._config import LABEL_SOURCES, SQLITE_BUSY_TIMEOUT_MS
+from .._files import atomic_write
+from .schema import (
+    ACTION_KINDS,
+    RESTORE_HINT,
+    WRITE_FAILURES,
+    Action,
+    LabelLogError,
+    action_columns,
+    create_or_upgrade,
+    default_annotator,
+    has_actions,
+    next_class_id,
+    rollback,
+    select_actions,
+    sqlite_code,
 )
 
 __all__ = ["ACTION_KINDS", "Action", "Batch", "EventLog", "LabelLogError"]
-
-ACTION_KINDS = (
-    "assign",
-    "remove",
-    "create_class",
-    "rename_class",
-    "merge_classes",
-    "delete_class",
-    "undo",
-    "redo",
-)
-
-_TABLES = (
-    """CREATE TABLE IF NOT EXISTS actions (
-    id        INTEGER PRIMARY KEY AUTOINCREMENT,
-    time      REAL    NOT NULL,
-    annotator TEXT    NOT NULL,
-    kind      TEXT    NOT NULL,
-    source    TEXT    NOT NULL DEFAULT 'human',
-    class_id  INTEGER,
-    name      TEXT,
-    target    INTEGER,
-    batch     INTEGER
-)""",
-    """CREATE TABLE IF NOT EXISTS items (
-    action_id  INTEGER NOT NULL REFERENCES actions(id),
-    item_id    TEXT    NOT NULL,
-    confidence REAL
-)""",
-    "CREATE INDEX IF NOT EXISTS items_by_action ON items(action_id)",
-    """CREATE TABLE IF NOT EXISTS merged (
-    action_id INTEGER NOT NULL REFERENCES actions(id),
-    class_id  INTEGER NOT NULL
-)""",
-)
-
-# SQLite primary result codes that mean "the file cannot be written": SQLITE_READONLY,
-# SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
-_WRITE_FAILURES = {8, 10, 13, 14}
-
-_RESTORE_HINT = (
-    "restore it from a backup (`workbench backup` makes one) and reopen; do not delete the "
-    "project, its other files are intact"
-)
-
-
-class LabelLogError(RuntimeError):
-    """The label log cannot be opened or written: missing, damaged, read-only or disk full.
-
-    The message names the file and says what to do.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """One row of the log, with the items or merged classes it names.
-
-    ``items`` holds item ids (str); ``confidences`` is aligned with it (``None`` for human
-    labels); ``merged`` holds the class ids a merge folded into ``target``. ``batch`` is the
-    id of the first action of the user action this row belongs to (its own ``id`` when it
-    is alone, and for every row written before batches existed).
-    """
-
-    id: int
-    time: float
-    annotator: str
-    kind: str
-    source: str = "human"
-    class_id: int | None = None
-    name: str | None = None
-    target: int | None = None
-    items: tuple[str, ...] = ()
-    confidences: tuple[float | None, ...] = ()
-    merged: tuple[int, ...] = ()
-    batch: int = 0
-
-
-def default_annotator() -> str:
-    """The annotator name used when none is given: ``$WORKBENCH_ANNOTATOR`` or the OS user."""
-    name = os.environ.get(ANNOTATOR_ENV)
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return DEFAULT_ANNOTATOR
 
 
 class Batch:
@@ -186,13 +97,13 @@ class EventLog:
         self._batch: Batch | None = None
         if self.path.is_dir():
             raise LabelLogError(f"the label log {self.path} is a folder, not a file; "
-                                f"{_RESTORE_HINT}")
+                                f"{RESTORE_HINT}")
         if (read_only or not create) and not self.path.exists():
-            raise LabelLogError(f"the label log {self.path} is missing; {_RESTORE_HINT}")
+            raise LabelLogError(f"the label log {self.path} is missing; {RESTORE_HINT}")
         if (read_only or not create) and self.path.stat().st_size == 0:
             raise LabelLogError(
                 f"the label log {self.path} is empty (0 bytes): it was truncated or never "
-                f"written; {_RESTORE_HINT}"
+                f"written; {RESTORE_HINT}"
             )
         if read_only or not create:
             # A URI with mode=ro / mode=rw never creates the file, even if it vanishes
@@ -208,7 +119,7 @@ class EventLog:
             )
         except sqlite3.Error as exc:
             raise LabelLogError(f"cannot open the label log {self.path} ({exc}); "
-                                f"{_RESTORE_HINT}") from exc
+                                f"{RESTORE_HINT}") from exc
         try:
             self._setup(create=create and not read_only)
         except BaseException:
@@ -225,22 +136,11 @@ class EventLog:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("PRAGMA synchronous=FULL")
                 con.execute("PRAGMA foreign_keys=ON")
-                # Schema and upgrade in one write transaction, so two processes opening an
-                # old file at once do not both add the column.
-                con.execute("BEGIN IMMEDIATE")
-                try:
-                    if create:
-                        for sql in _TABLES:
-                            con.execute(sql)
-                    if self._has_actions() and "batch" not in self._columns():
-                        con.execute("ALTER TABLE actions ADD COLUMN batch INTEGER")
-                    con.execute("COMMIT")
-                finally:
-                    self._rollback()
+                create_or_upgrade(con, create=create)
         except sqlite3.DatabaseError as exc:
-            if _code(exc) in _WRITE_FAILURES and not self.read_only:
+            if sqlite_code(exc) in WRITE_FAILURES and not self.read_only:
                 raise self._write_error(exc) from exc
-            if _code(exc) in _WRITE_FAILURES:
+            if sqlite_code(exc) in WRITE_FAILURES:
                 raise LabelLogError(
                     f"cannot read the label log {self.path} read-only ({exc}): SQLite needs "
                     "its -shm file beside a WAL database; copy the project folder to a place "
@@ -248,22 +148,14 @@ class EventLog:
                 ) from exc
             raise LabelLogError(
                 f"the label log {self.path} is damaged or not a label log ({exc}); "
-                f"{_RESTORE_HINT}"
+                f"{RESTORE_HINT}"
             ) from exc
-        if not self._has_actions():
+        if not has_actions(self._con):
             raise LabelLogError(
                 f"the label log {self.path} is an SQLite file without label tables; "
-                f"{_RESTORE_HINT}"
+                f"{RESTORE_HINT}"
             )
-        self._has_batch = "batch" in self._columns()
-
-    def _has_actions(self) -> bool:
-        return self._con.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'actions'"
-        ).fetchone() is not None
-
-    def _columns(self) -> set[str]:
-        return {row[1] for row in self._con.execute("PRAGMA table_info(actions)")}
+        self._has_batch = "batch" in action_columns(self._con)
 
     def close(self) -> None:
         """Close the connection; the file stays consistent whether or not this is called."""
@@ -308,7 +200,7 @@ class EventLog:
                 yield batch
                 con.execute("COMMIT")
             except BaseException as exc:
-                self._rollback()
+                rollback(self._con)
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc) from exc
                 raise
@@ -367,7 +259,7 @@ class EventLog:
         con = self._con
         if kind == "create_class" and class_id is None:
             # Allocated inside the write transaction so two writers never share an id.
-            class_id = self._next_class_id()
+            class_id = next_class_id(con)
         cur = con.execute(
             "INSERT INTO actions(time, annotator, kind, source, class_id, name, target, batch)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -389,18 +281,8 @@ class EventLog:
             )
         return action_id
 
-    def _rollback(self) -> None:
-        """Roll back if a transaction is still open; never raise over the original error.
-
-        SQLite rolls back by itself after some failures (disk full, I/O error), and a second
-        ROLLBACK would then fail with "no transaction is active", hiding the real cause.
-        """
-        if self._con.in_transaction:
-            with suppress(sqlite3.Error):
-                self._con.execute("ROLLBACK")
-
     def _translate(self, exc: sqlite3.Error) -> Exception:
-        return self._write_error(exc) if _code(exc) in _WRITE_FAILURES else exc
+        return self._write_error(exc) if sqlite_code(exc) in WRITE_FAILURES else exc
 
     def _write_error(self, exc: sqlite3.Error) -> LabelLogError:
         return LabelLogError(
@@ -447,41 +329,9 @@ class EventLog:
         return out
 
     def _select(self, after: int) -> tuple[list, dict, dict]:
-        con = self._con
         if not self._has_batch:  # an old file may be upgraded by another process meanwhile
-            self._has_batch = "batch" in self._columns()
-        batch = "batch" if self._has_batch else "NULL"
-        rows = con.execute(
-            "SELECT id, time, annotator, kind, source, class_id, name, target, "
-            f"{batch} FROM actions WHERE id > ? ORDER BY id",
-            (after,),
-        ).fetchall()
-        items: dict[int, tuple[list[str], list[float | None]]] = {}
-        merged: dict[int, list[int]] = {}
-        if not rows:
-            return rows, items, merged
-        last = rows[-1][0]
-        for aid, item, conf in con.execute(
-            "SELECT action_id, item_id, confidence FROM items"
-            " WHERE action_id > ? AND action_id <= ? ORDER BY rowid",
-            (after, last),
-        ):
-            ids, confs = items.setdefault(aid, ([], []))
-            ids.append(item)
-            confs.append(conf)
-        for aid, cid in con.execute(
-            "SELECT action_id, class_id FROM merged WHERE action_id > ? AND action_id <= ?",
-            (after, last),
-        ):
-            merged.setdefault(aid, []).append(cid)
-        return rows, items, merged
-
-    def _next_class_id(self) -> int:
-        """A class id never used before in this log (ids are never reused)."""
-        row = self._con.execute(
-            "SELECT COALESCE(MAX(class_id), -1) FROM actions WHERE kind = 'create_class'"
-        ).fetchone()
-        return int(row[0]) + 1
+            self._has_batch = "batch" in action_columns(self._con)
+        return select_actions(self._con, after, has_batch=self._has_batch)
 
     # -- backup ----------------------------------------------------------------------------
 
@@ -501,8 +351,8 @@ class EventLog:
             dest = dest / self.path.name
         if dest.exists() and self.path.exists() and dest.resolve() == self.path.resolve():
             raise ValueError(f"the backup of {self.path} cannot overwrite the log itself")
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        try:
+
+        def write(tmp: Path) -> None:
             out = sqlite3.connect(tmp, isolation_level=None)
             try:
                 with self.lock:
@@ -513,15 +363,6 @@ class EventLog:
                 out.execute("PRAGMA journal_mode=DELETE")
             finally:
                 out.close()
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+
+        atomic_write(dest, write)  # durable: the copy is flushed to disk before the rename
         return dest
-
-
-def _code(exc: BaseException) -> int:
-    """SQLite primary result code of an error (0 when unknown)."""
-    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF

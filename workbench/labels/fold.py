@@ -1,0 +1,118 @@
+"""The state a label log folds to: two layers of labels per item and the live classes.
+
+:class:`LabelState` holds, for ``N`` items, a *human* label and a *machine* label (with a
+confidence and its source), and :meth:`LabelState.apply` folds one action into it. The
+order and the choice of actions folded (undo, redo, batches) is :mod:`workbench.labels.replay`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._config import LABEL_SOURCES
+from .schema import Action
+
+__all__ = ["CLASS_KINDS", "NO_LABEL", "SOURCE_CODE", "LabelState"]
+
+NO_LABEL = -1
+#: ``LabelState.machine_source`` code of each label source.
+SOURCE_CODE = {s: i for i, s in enumerate(LABEL_SOURCES)}
+#: The action kinds that change the classes (not the labels of items).
+CLASS_KINDS = ("create_class", "rename_class", "merge_classes", "delete_class")
+
+
+@dataclass
+class LabelState:
+    """Labels of ``N`` items, as class ids (``-1`` = none).
+
+    Attributes
+    ----------
+    human : (N,) int64 class id of the human label.
+    human_action : (N,) int64 id of the action that set it (0 = never).
+    machine : (N,) int64 class id of the accepted machine label.
+    machine_confidence : (N,) float32, NaN where there is none.
+    machine_source : (N,) int8 index into ``LABEL_SOURCES``.
+    machine_action : (N,) int64.
+    classes : ``{class_id: name}`` of the live classes, in creation order.
+    """
+
+    n: int
+    human: np.ndarray = field(init=False)
+    human_action: np.ndarray = field(init=False)
+    machine: np.ndarray = field(init=False)
+    machine_confidence: np.ndarray = field(init=False)
+    machine_source: np.ndarray = field(init=False)
+    machine_action: np.ndarray = field(init=False)
+    classes: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.human = np.full(self.n, NO_LABEL, np.int64)
+        self.human_action = np.zeros(self.n, np.int64)
+        self.machine = np.full(self.n, NO_LABEL, np.int64)
+        self.machine_confidence = np.full(self.n, np.nan, np.float32)
+        self.machine_source = np.zeros(self.n, np.int8)
+        self.machine_action = np.zeros(self.n, np.int64)
+
+    def grow(self, n: int) -> None:
+        """Extend the arrays to ``n`` items (new items are unlabelled)."""
+        extra = n - self.n
+        if extra <= 0:
+            return
+        self.human = np.concatenate([self.human, np.full(extra, NO_LABEL, np.int64)])
+        self.human_action = np.concatenate([self.human_action, np.zeros(extra, np.int64)])
+        self.machine = np.concatenate([self.machine, np.full(extra, NO_LABEL, np.int64)])
+        self.machine_confidence = np.concatenate(
+            [self.machine_confidence, np.full(extra, np.nan, np.float32)]
+        )
+        self.machine_source = np.concatenate([self.machine_source, np.zeros(extra, np.int8)])
+        self.machine_action = np.concatenate([self.machine_action, np.zeros(extra, np.int64)])
+        self.n = n
+
+    @property
+    def current(self) -> np.ndarray:
+        """(N,) int64 class id: the human label where there is one, else the machine label."""
+        return np.where(self.human >= 0, self.human, self.machine)
+
+    def apply(self, action: Action, idx: np.ndarray) -> None:
+        """Fold one (non undo/redo) action into the state; ``idx`` are its item positions."""
+        kind = action.kind
+        if kind == "create_class":
+            self.classes[action.class_id] = action.name
+        elif kind == "rename_class":
+            if action.class_id in self.classes:
+                self.classes[action.class_id] = action.name
+        elif kind in ("merge_classes", "delete_class"):
+            sources = action.merged if kind == "merge_classes" else (action.class_id,)
+            into = action.target if kind == "merge_classes" else NO_LABEL
+            if kind == "merge_classes" and into not in self.classes:
+                return
+            for src in sources:
+                if src == into or src not in self.classes:
+                    continue
+                self.human[self.human == src] = into
+                self.machine[self.machine == src] = into
+                del self.classes[src]
+        elif kind == "assign":
+            if action.class_id not in self.classes:
+                return  # the class was deleted by a concurrent writer: nothing to label
+            if action.source == "human":
+                self.human[idx] = action.class_id
+                self.human_action[idx] = action.id
+            else:
+                self.machine[idx] = action.class_id
+                self.machine_source[idx] = SOURCE_CODE[action.source]
+                self.machine_action[idx] = action.id
+                conf = np.array(
+                    [np.nan if c is None else c for c in action.confidences], np.float32
+                )
+                self.machine_confidence[idx] = conf[: len(idx)] if len(conf) else np.nan
+        elif kind == "remove":
+            if action.source == "human":
+                self.human[idx] = NO_LABEL
+                self.human_action[idx] = action.id
+            else:
+                self.machine[idx] = NO_LABEL
+                self.machine_confidence[idx] = np.nan
+                self.machine_action[idx] = action.id
