@@ -38,6 +38,13 @@ const GREY = [0.72, 0.72, 0.72, 0.55];
 const CLUSTER_COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948',
   '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#1f77b4', '#ff7f0e', '#2ca02c', '#d62728',
   '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+// The colour-mode menu: [mode, text], one option per mode of Python's COLOR_MODES, in order.
+const COLOR_MODE_OPTIONS = [['label', 'colour: labels'], ['human', 'colour: human labels'],
+  ['predicted', 'colour: predicted'], ['confidence', 'colour: confidence'],
+  ['cluster', 'colour: cluster'], ['review', 'colour: needs review']];
+// The selection-shape menu: [lasso_type, text].
+const LASSO_OPTIONS = [['freeform', 'lasso'], ['rectangle', 'box']];
+const HINT = 'Shift+drag: select · +Ctrl: add · +Alt: subtract · 1-9: label · 0: unlabel · Ctrl+Z / Shift+Ctrl+Z';
 
 function hexToRgba(hex, alpha = 1) {
   const m = /^#?([0-9a-f]{6})$/i.exec(hex || '');
@@ -112,31 +119,32 @@ export function colourEncoding(mode, codes, classes, n) {
   return { value, colors };
 }
 
-function render({ model, el }) {
+// -- the elements ---------------------------------------------------------------------
+
+/** A <select> with one option per [value, text]. */
+function menu(className, options) {
+  const sel = h('select', className);
+  for (const [v, text] of options) {
+    const o = h('option', null, text);
+    o.value = v;
+    sel.appendChild(o);
+  }
+  return sel;
+}
+
+/** The map's elements: a bar of controls above the canvas, its legend and hover box. */
+function buildView(model, el) {
   const style = h('style');
   style.textContent = STYLE;
   const root = h('div', 'wb-map');
   root.dataset.draws = '0';
   root.dataset.seq = '0';
   const bar = h('div', 'wb-bar');
-  const modeSel = h('select', 'wb-mode');
-  for (const [v, text] of [['label', 'colour: labels'], ['human', 'colour: human labels'],
-    ['predicted', 'colour: predicted'], ['confidence', 'colour: confidence'],
-    ['cluster', 'colour: cluster'], ['review', 'colour: needs review']]) {
-    const o = h('option', null, text);
-    o.value = v;
-    modeSel.appendChild(o);
-  }
-  const shapeSel = h('select', 'wb-shape');
-  for (const [v, text] of [['freeform', 'lasso'], ['rectangle', 'box']]) {
-    const o = h('option', null, text);
-    o.value = v;
-    shapeSel.appendChild(o);
-  }
+  const modeSel = menu('wb-mode', COLOR_MODE_OPTIONS);
+  const shapeSel = menu('wb-shape', LASSO_OPTIONS);
   const count = h('span', 'wb-selcount', '0 selected');
   const reset = h('button', 'wb-reset', 'reset view');
-  const hint = h('span', 'wb-hint',
-    'Shift+drag: select · +Ctrl: add · +Alt: subtract · 1-9: label · 0: unlabel · Ctrl+Z / Shift+Ctrl+Z');
+  const hint = h('span', 'wb-hint', HINT);
   bar.append(modeSel, shapeSel, count, reset, hint);
   const wrap = h('div', 'wb-canvas-wrap');
   wrap.style.height = `${model.get('height')}px`;
@@ -148,77 +156,86 @@ function render({ model, el }) {
   wrap.append(legend, hover);
   root.append(style, bar, wrap);
   el.appendChild(root);
-  const releaseKeys = captureKeys(root, model);
+  return { root, modeSel, shapeSel, count, reset, wrap, canvas, legend, hover };
+}
 
-  const { request, dispose: disposeRequester } = createRequester(model);
-  const thumbs = createThumbCache(request);
+// -- data buffers -----------------------------------------------------------------------
 
-  const n = model.get('n');
-  const codes = {};
-  // Rows [x, y, category] kept between draws: regl-scatterplot takes row arrays as they
-  // are, so a recolour rewrites one number per point instead of allocating N new rows.
-  let rows = [];
-  let scatterplot = null;
-  let spatialIndex;
-  let selection = [];
-  let drawing = false, dirty = false, destroyed = false;
-  let lastSeq = 0;
-  let patchAt = null;
+/**
+ * The points: rows [x, y, category] kept between draws (regl-scatterplot takes row arrays
+ * as they are, so a recolour rewrites one number per point instead of allocating N new
+ * rows), and the label codes by field.
+ */
+function createPoints(n) {
+  return { n, codes: {}, rows: [], spatialIndex: undefined, lastSeq: 0, patchAt: null };
+}
+
+/** Rows from the `coords` trait (float32 x, y pairs); the spatial index is rebuilt. */
+function readCoords(model, points) {
+  const view = model.get('coords');
+  if (!view || !view.byteLength) return;
+  const xy = typed(view, Float32Array);
+  const { n } = points;
+  points.rows = new Array(n);
+  for (let i = 0; i < n; i++) points.rows[i] = [xy[2 * i], xy[2 * i + 1], 0];
+  points.spatialIndex = undefined;
+}
+
+/** Whole code fields from a `codes` message. */
+function applyCodes(points, msg, buffers) {
+  (msg.fields || []).forEach((f, k) => {
+    if (FIELDS[f] && buffers[k]) points.codes[f] = new FIELDS[f](typed(buffers[k], FIELDS[f]));
+  });
+  points.lastSeq = msg.seq || points.lastSeq;
+}
+
+/** Changed codes of one field from a `patch` message; false when it is not one. */
+function applyPatch(points, msg, buffers) {
+  const Ctor = FIELDS[msg.field];
+  if (!Ctor || buffers.length < 2) return false;
+  const { n, codes } = points;
+  const idx = typed(buffers[0], Uint32Array);
+  const val = typed(buffers[1], Ctor);
+  if (!codes[msg.field]) codes[msg.field] = new Ctor(n);
+  const arr = codes[msg.field];
+  for (let k = 0; k < idx.length; k++) if (idx[k] < n) arr[idx[k]] = val[k];
+  points.lastSeq = msg.seq || points.lastSeq;
+  points.patchAt = performance.now();
+  return true;
+}
+
+/** Python's messages: codes and patches redraw (a patch unless more follow), errors log. */
+function createMessageHandler(points, redraw) {
+  return (msg, buffers) => {
+    if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'codes') {
+      applyCodes(points, msg, buffers);
+      redraw();
+    } else if (msg.type === 'patch') {
+      if (applyPatch(points, msg, buffers) && msg.last !== false) redraw();
+    } else if (msg.type === 'error') {
+      console.error('workbench:', msg.message);
+    }
+  };
+}
+
+// -- colour encoding and drawing ----------------------------------------------------------
+
+/**
+ * `redraw()`: the points coloured by the current mode, one draw at a time (a request
+ * while one runs draws once more after it). `map` holds the scatterplot once started.
+ */
+function createRedraw(model, root, points, map) {
+  let drawing = false, dirty = false;
   let encodingKey = '';
-
-  const readCoords = () => {
-    const view = model.get('coords');
-    if (!view || !view.byteLength) return;
-    const xy = typed(view, Float32Array);
-    rows = new Array(n);
-    for (let i = 0; i < n; i++) rows[i] = [xy[2 * i], xy[2 * i + 1], 0];
-    spatialIndex = undefined;
-  };
-
-  const drawLegend = () => {
-    legend.replaceChildren();
-    const mode = model.get('color_by');
-    const classes = model.get('classes') || [];
-    if (mode === 'confidence' || mode === 'cluster' || mode === 'review') {
-      const rows = mode === 'review'
-        ? [['#1a73e8', 'label next'], ['#dc1a1a', 'suspected error'], ['#777', 'labelled']]
-        : mode === 'cluster' ? [['#4e79a7', `${model.get('n_clusters')} clusters`]]
-          : [['#440154', 'low confidence'], ['#fde725', 'high confidence']];
-      for (const [c, text] of rows) {
-        const row = h('div', 'wb-legend-row');
-        const sw = h('span', 'wb-swatch');
-        sw.style.background = c;
-        row.append(sw, h('span', 'wb-name', text));
-        legend.appendChild(row);
-      }
-      return;
-    }
-    if (!classes.length) {
-      legend.appendChild(h('div', 'wb-hint', 'no classes yet'));
-      return;
-    }
-    for (const c of classes) {
-      const row = h('div', 'wb-legend-row');
-      row.dataset.slot = String(c.slot);
-      const sw = h('span', 'wb-swatch');
-      sw.style.background = c.color;
-      const weak = h('span', 'wb-swatch weak');
-      weak.style.background = c.color;
-      const key = h('span', 'wb-key', c.key ? String(c.key) : '');
-      const name = h('span', 'wb-name', c.name); // textContent: names are never markup
-      const cnt = h('span', 'wb-count', `${c.human ?? 0} + ${c.machine ?? 0}`);
-      cnt.title = 'human labels + machine labels';
-      row.append(key, sw, weak, name, cnt);
-      legend.appendChild(row);
-    }
-  };
-
   const redraw = () => {
-    if (!scatterplot || destroyed || !rows.length) return Promise.resolve();
+    const { scatterplot } = map;
+    const { n, rows } = points;
+    if (!scatterplot || map.destroyed || !rows.length) return Promise.resolve();
     if (drawing) { dirty = true; return Promise.resolve(); }
     drawing = true;
-    const seq = lastSeq;
-    const { value, colors } = colourEncoding(model.get('color_by'), codes, model.get('classes') || [], n);
+    const seq = points.lastSeq;
+    const { value, colors } = colourEncoding(model.get('color_by'), points.codes, model.get('classes') || [], n);
     // The shader takes alpha from the opacity encoding, not from the colours: machine
     // labels get their translucency through `opacityBy`.
     const opacity = colors.map((c) => Math.max(0.05, Math.min(1, c[3])));
@@ -233,17 +250,17 @@ function render({ model, el }) {
     for (let i = 0; i < n; i++) rows[i][2] = value[i];
     return scatterplot
       .draw(rows, {
-        zDataType: 'categorical', spatialIndex, preventFilterReset: true,
+        zDataType: 'categorical', spatialIndex: points.spatialIndex, preventFilterReset: true,
       })
       .then(() => {
-        if (!spatialIndex) spatialIndex = scatterplot.get('spatialIndex');
+        if (!points.spatialIndex) points.spatialIndex = scatterplot.get('spatialIndex');
         root.dataset.draws = String(Number(root.dataset.draws) + 1);
         root.dataset.seq = String(seq);
         root.dataset.lastDrawMs = String(Math.round(performance.now() - t0));
         // Patch received -> recoloured points handed to WebGL: the browser's share of a
         // relabel, readable by tests and benchmarks.
-        if (patchAt !== null) root.dataset.patchToDrawMs = String(Math.round(performance.now() - patchAt));
-        patchAt = null;
+        if (points.patchAt !== null) root.dataset.patchToDrawMs = String(Math.round(performance.now() - points.patchAt));
+        points.patchAt = null;
       })
       .catch((e) => console.error('workbench map: draw failed', e))
       .finally(() => {
@@ -251,62 +268,112 @@ function render({ model, el }) {
         if (dirty) { dirty = false; redraw(); }
       });
   };
+  return redraw;
+}
 
-  const setSelectionFromPython = () => {
+// -- legend -----------------------------------------------------------------------------
+
+/** One legend row: a swatch and a text. */
+function legendRow(color, text) {
+  const row = h('div', 'wb-legend-row');
+  const sw = h('span', 'wb-swatch');
+  sw.style.background = color;
+  row.append(sw, h('span', 'wb-name', text));
+  return row;
+}
+
+/** One class's legend row: key, opaque and translucent swatch, name, label counts. */
+function classRow(c) {
+  const row = h('div', 'wb-legend-row');
+  row.dataset.slot = String(c.slot);
+  const sw = h('span', 'wb-swatch');
+  sw.style.background = c.color;
+  const weak = h('span', 'wb-swatch weak');
+  weak.style.background = c.color;
+  const key = h('span', 'wb-key', c.key ? String(c.key) : '');
+  const name = h('span', 'wb-name', c.name); // textContent: names are never markup
+  const cnt = h('span', 'wb-count', `${c.human ?? 0} + ${c.machine ?? 0}`);
+  cnt.title = 'human labels + machine labels';
+  row.append(key, sw, weak, name, cnt);
+  return row;
+}
+
+/** The legend of the current mode: its scale, or the classes. */
+function drawLegend(model, legend) {
+  legend.replaceChildren();
+  const mode = model.get('color_by');
+  const classes = model.get('classes') || [];
+  if (mode === 'confidence' || mode === 'cluster' || mode === 'review') {
+    const rows = mode === 'review'
+      ? [['#1a73e8', 'label next'], ['#dc1a1a', 'suspected error'], ['#777', 'labelled']]
+      : mode === 'cluster' ? [['#4e79a7', `${model.get('n_clusters')} clusters`]]
+        : [['#440154', 'low confidence'], ['#fde725', 'high confidence']];
+    for (const [c, text] of rows) legend.appendChild(legendRow(c, text));
+    return;
+  }
+  if (!classes.length) {
+    legend.appendChild(h('div', 'wb-hint', 'no classes yet'));
+    return;
+  }
+  for (const c of classes) legend.appendChild(classRow(c));
+}
+
+// -- lasso: the selection, both ways ------------------------------------------------------
+
+/** `fromPython()` shows the `selection` trait; `send(points)` sets it from a lasso. */
+function createSelection(model, count, map) {
+  const fromPython = () => {
     const view = model.get('selection');
     const sel = view && view.byteLength ? Array.from(typed(view, Uint32Array)) : [];
-    selection = sel;
     count.textContent = `${sel.length} selected`;
-    if (!scatterplot) return;
-    if (sel.length) scatterplot.select(sel, { preventEvent: true });
-    else scatterplot.deselect({ preventEvent: true });
+    if (!map.scatterplot) return;
+    if (sel.length) map.scatterplot.select(sel, { preventEvent: true });
+    else map.scatterplot.deselect({ preventEvent: true });
   };
-
-  const sendSelection = (points) => {
-    selection = Array.from(points);
+  const send = (points) => {
+    const selection = Array.from(points);
     count.textContent = `${selection.length} selected`;
     const buf = new Uint32Array(selection);
     model.set('selection', new DataView(buf.buffer));
     model.save_changes();
   };
+  return { fromPython, send };
+}
 
-  const onCustom = (msg, buffers) => {
-    if (!msg || typeof msg !== 'object') return;
-    if (msg.type === 'codes') {
-      (msg.fields || []).forEach((f, k) => {
-        if (FIELDS[f] && buffers[k]) codes[f] = new FIELDS[f](typed(buffers[k], FIELDS[f]));
-      });
-      lastSeq = msg.seq || lastSeq;
-      redraw();
-    } else if (msg.type === 'patch') {
-      const Ctor = FIELDS[msg.field];
-      if (!Ctor || buffers.length < 2) return;
-      const idx = typed(buffers[0], Uint32Array);
-      const val = typed(buffers[1], Ctor);
-      if (!codes[msg.field]) codes[msg.field] = new Ctor(n);
-      const arr = codes[msg.field];
-      for (let k = 0; k < idx.length; k++) if (idx[k] < n) arr[idx[k]] = val[k];
-      lastSeq = msg.seq || lastSeq;
-      patchAt = performance.now();
-      if (msg.last !== false) redraw();
-    } else if (msg.type === 'error') {
-      console.error('workbench:', msg.message);
-    }
-  };
-  model.on('msg:custom', onCustom);
+/** The WebGL scatterplot on `canvas`: Shift+drag lassos, +Ctrl adds, +Alt subtracts. */
+function createLassoScatterplot(model, canvas, width) {
+  return createScatterplot({
+    canvas,
+    width: Math.max(width, 200),
+    height: model.get('height'),
+    pointSize: model.get('point_size'),
+    pointSizeSelected: 2,
+    pointOutlineWidth: 1,
+    backgroundColor: [0.984, 0.984, 0.984, 1],
+    pointColorActive: [0.05, 0.05, 0.05, 1],
+    lassoColor: [0.1, 0.45, 0.9, 1],
+    lassoMinDelay: 5,
+    lassoMinDist: 2,
+    lassoClearEvent: 'lassoEnd',
+    lassoType: model.get('lasso_type'),
+    actionKeyMap: { lasso: 'shift', merge: 'ctrl', remove: 'alt' },
+    deselectOnDblClick: true,
+    opacityInactiveScale: 1,
+    pointScaleMode: 'asinh',
+  });
+}
 
-  // JupyterLab's notebook treats a (Shift+)mousedown in a cell as the start of a cell
-  // selection or drag and then swallows mousemove events on the whole document, which
-  // would freeze the lasso. The map's presses are the map's own.
-  for (const type of ['mousedown', 'pointerdown']) wrap.addEventListener(type, (e) => e.stopPropagation());
+// -- hover ------------------------------------------------------------------------------
 
+/** `show(index)`: the item's preview beside the mouse; `hide()`. */
+function createHover(wrap, hover, thumbs) {
   let mouse = [0, 0];
   wrap.addEventListener('mousemove', (e) => {
     const r = wrap.getBoundingClientRect();
     mouse = [e.clientX - r.left, e.clientY - r.top];
   });
   let hovered = -1;
-  const showHover = (index) => {
+  const show = (index) => {
     hovered = index;
     hover.replaceChildren(h('div', 'wb-hint', `item ${index}`));
     const r = wrap.getBoundingClientRect();
@@ -328,80 +395,104 @@ function render({ model, el }) {
       hover.replaceChildren(...parts);
     }).catch((e) => hover.replaceChildren(h('div', 'wb-hint', String(e.message || e))));
   };
-  const hideHover = () => { hovered = -1; hover.style.display = 'none'; };
+  const hide = () => { hovered = -1; hover.style.display = 'none'; };
+  return { show, hide };
+}
+
+// -- keys: the model's traits and the bar's controls ----------------------------------------
+
+/** The bar's menus and button change the model (or the view). */
+function bindBar(model, view, map) {
+  const { modeSel, shapeSel, reset } = view;
+  modeSel.value = model.get('color_by');
+  modeSel.addEventListener('change', () => { model.set('color_by', modeSel.value); model.save_changes(); });
+  shapeSel.value = model.get('lasso_type');
+  shapeSel.addEventListener('change', () => { model.set('lasso_type', shapeSel.value); model.save_changes(); });
+  reset.addEventListener('click', () => map.scatterplot && map.scatterplot.reset());
+}
+
+/**
+ * What each trait change does, as [event, handler]: one table for subscribing and
+ * unsubscribing, so the two can never drift apart.
+ */
+function traitListeners(model, view, points, map, redraw, selection) {
+  const { modeSel, shapeSel, legend } = view;
+  const onMode = () => { modeSel.value = model.get('color_by'); drawLegend(model, legend); redraw(); };
+  const onClasses = () => { drawLegend(model, legend); redraw(); };
+  const onShape = () => { shapeSel.value = model.get('lasso_type'); map.scatterplot && map.scatterplot.set({ lassoType: model.get('lasso_type') }); };
+  const onCoords = () => { readCoords(model, points); redraw(); };
+  const onSize = () => map.scatterplot && map.scatterplot.set({ pointSize: model.get('point_size') });
+  return [
+    ['change:color_by', onMode],
+    ['change:classes', onClasses],
+    ['change:selection', selection.fromPython],
+    ['change:lasso_type', onShape],
+    ['change:coords', onCoords],
+    ['change:point_size', onSize],
+  ];
+}
+
+function render({ model, el }) {
+  const view = buildView(model, el);
+  const { root, wrap, canvas } = view;
+  const releaseKeys = captureKeys(root, model);
+
+  const { request, dispose: disposeRequester } = createRequester(model);
+  const thumbs = createThumbCache(request);
+
+  const points = createPoints(model.get('n'));
+  const map = { scatterplot: null, destroyed: false };
+  const redraw = createRedraw(model, root, points, map);
+  const selection = createSelection(model, view.count, map);
+
+  const onCustom = createMessageHandler(points, redraw);
+  model.on('msg:custom', onCustom);
+
+  // JupyterLab's notebook treats a (Shift+)mousedown in a cell as the start of a cell
+  // selection or drag and then swallows mousemove events on the whole document, which
+  // would freeze the lasso. The map's presses are the map's own.
+  for (const type of ['mousedown', 'pointerdown']) wrap.addEventListener(type, (e) => e.stopPropagation());
+
+  const hover = createHover(wrap, view.hover, thumbs);
 
   const start = () => {
-    if (destroyed) return;
+    if (map.destroyed) return;
     const { width } = wrap.getBoundingClientRect();
-    scatterplot = createScatterplot({
-      canvas,
-      width: Math.max(width, 200),
-      height: model.get('height'),
-      pointSize: model.get('point_size'),
-      pointSizeSelected: 2,
-      pointOutlineWidth: 1,
-      backgroundColor: [0.984, 0.984, 0.984, 1],
-      pointColorActive: [0.05, 0.05, 0.05, 1],
-      lassoColor: [0.1, 0.45, 0.9, 1],
-      lassoMinDelay: 5,
-      lassoMinDist: 2,
-      lassoClearEvent: 'lassoEnd',
-      lassoType: model.get('lasso_type'),
-      actionKeyMap: { lasso: 'shift', merge: 'ctrl', remove: 'alt' },
-      deselectOnDblClick: true,
-      opacityInactiveScale: 1,
-      pointScaleMode: 'asinh',
-    });
-    scatterplot.subscribe('select', ({ points }) => sendSelection(points));
-    scatterplot.subscribe('deselect', () => sendSelection([]));
-    scatterplot.subscribe('pointover', showHover);
-    scatterplot.subscribe('pointout', hideHover);
-    readCoords();
-    setSelectionFromPython();
+    const scatterplot = createLassoScatterplot(model, canvas, width);
+    map.scatterplot = scatterplot;
+    scatterplot.subscribe('select', ({ points: picked }) => selection.send(picked));
+    scatterplot.subscribe('deselect', () => selection.send([]));
+    scatterplot.subscribe('pointover', hover.show);
+    scatterplot.subscribe('pointout', hover.hide);
+    readCoords(model, points);
+    selection.fromPython();
     // Python answers with a `codes` message (all label codes, once per view).
     model.send({ type: 'ready' });
   };
 
   const resize = new ResizeObserver(() => {
-    if (!scatterplot) return;
+    if (!map.scatterplot) return;
     const { width } = wrap.getBoundingClientRect();
-    if (width > 0) scatterplot.set({ width, height: model.get('height') });
+    if (width > 0) map.scatterplot.set({ width, height: model.get('height') });
   });
   resize.observe(wrap);
 
-  modeSel.value = model.get('color_by');
-  modeSel.addEventListener('change', () => { model.set('color_by', modeSel.value); model.save_changes(); });
-  shapeSel.value = model.get('lasso_type');
-  shapeSel.addEventListener('change', () => { model.set('lasso_type', shapeSel.value); model.save_changes(); });
-  reset.addEventListener('click', () => scatterplot && scatterplot.reset());
-  const onMode = () => { modeSel.value = model.get('color_by'); drawLegend(); redraw(); };
-  const onClasses = () => { drawLegend(); redraw(); };
-  const onShape = () => { shapeSel.value = model.get('lasso_type'); scatterplot && scatterplot.set({ lassoType: model.get('lasso_type') }); };
-  const onCoords = () => { readCoords(); redraw(); };
-  const onSize = () => scatterplot && scatterplot.set({ pointSize: model.get('point_size') });
-  // One table for subscribing and unsubscribing, so the two can never drift apart.
-  const listeners = [
-    ['change:color_by', onMode],
-    ['change:classes', onClasses],
-    ['change:selection', setSelectionFromPython],
-    ['change:lasso_type', onShape],
-    ['change:coords', onCoords],
-    ['change:point_size', onSize],
-  ];
+  bindBar(model, view, map);
+  const listeners = traitListeners(model, view, points, map, redraw, selection);
   for (const [event, fn] of listeners) model.on(event, fn);
-  drawLegend();
+  drawLegend(model, view.legend);
   // The element is attached to the page after render returns; wait a frame for its size.
   requestAnimationFrame(start);
 
   return () => {
-    destroyed = true;
+    map.destroyed = true;
     resize.disconnect();
     releaseKeys();
     model.off('msg:custom', onCustom);
     for (const [event, fn] of listeners) model.off(event, fn);
     disposeRequester();
     thumbs.dispose();
-    if (scatterplot) scatterplot.destroy();
+    if (map.scatterplot) map.scatterplot.destroy();
   };
 }
 

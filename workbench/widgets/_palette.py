@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._contract import CLASS_COLORS
+
 __all__ = ["COLORS", "ClassSlots"]
 
-#: Categorical colours (Tableau 10 then its light variants): distinct, colour-blind aware.
-COLORS = (
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
-    "#ff9da7", "#9c755f", "#bab0ac", "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6",
-    "#8cd17d", "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e",
-)
+#: Categorical colours (Tableau 10 then its light variants): distinct, colour-blind aware;
+#: the table lives with the rest of what Python and js/ share.
+COLORS = CLASS_COLORS
 
 
 class ClassSlots:

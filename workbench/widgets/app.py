@@ -1,18 +1,24 @@
 """The workbench in a notebook: map, gallery and controls over one session.
 
-:class:`WorkbenchApp` is a view. The session owns items, labels and predictions; the app
-encodes them for the map (class ids to colour slots), turns clicks and key presses into
-session calls, and listens to the session's events, which may arrive on a worker thread
-and are handed to the kernel's main thread before any widget is touched.
-
-Everything a click does is also a method here, so a notebook cell can do it too.
-
-Labels: every colour, legend count, card and hover text comes from
-:func:`~workbench.labels.effective_labels` (human, else accepted machine label, else live
-prediction), never from the layers combined here.
+:class:`WorkbenchApp` is a view. The session owns items, labels and predictions; the
+view-model (:class:`~workbench.widgets._view_model.AppViewModel`) encodes them for the
+widgets, the controller (:class:`~workbench.widgets._controls.AppControls`) turns clicks
+and key presses into session calls, and the app applies the session's events, which may
+arrive on a worker thread and are handed to the kernel's main thread before any widget is
+touched. Everything a click does is also a method here, so a notebook cell can do it too.
 
 The main thread only applies results: what fits a model (the review colours, the
 suspected-errors queue) runs in a worker thread and is handed back like session events.
+
+One error policy, by who asked:
+
+* a method called from Python raises, saying why;
+* an action a person asked for (a panel click, a key, a gallery card) clears the panel's
+  error line and shows its failure there; a click's failure stops there (logged), a widget
+  message's is raised on to the widget, which logs it and answers the browser ``error``;
+* what the app applies unasked (session events, background results) is logged, never
+  raised (a background failure is also shown on the error line): a view must never take
+  the kernel down.
 """
 
 from __future__ import annotations
@@ -26,23 +32,17 @@ import ipywidgets as w
 import numpy as np
 
 from .._config import GALLERY_PAGE_SIZE, MAP_HEIGHT
-from ..labels.effective import ACCEPTED, HUMAN, PREDICTED, EffectiveLabels, effective_labels
-from ..thumbnails import ThumbnailCache
-from ._palette import ClassSlots
-from ._positions import as_positions
+from ._contract import SessionEvent, SessionView
+from ._controls import AppControls
 from ._threads import OffMainThread, call_on_main
+from ._view_model import CARD_SOURCES, TEXT_PREVIEW_CHARS, AppViewModel  # noqa: F401 (moved)
 from .gallery import Gallery
-from .panel import ControlPanel, format_status
+from .panel import ControlPanel
 from .scatter import ScatterMap, normalize_coords
 
 __all__ = ["WorkbenchApp"]
 
 log = logging.getLogger("workbench.widgets")
-
-#: Characters of an item's text shown on a card or in the hover preview.
-TEXT_PREVIEW_CHARS = 400
-#: How a card names where its label comes from, by ``EffectiveLabels.layer``.
-CARD_SOURCES = {HUMAN: "human", ACCEPTED: "machine", PREDICTED: "predicted"}
 
 
 class WorkbenchApp(w.VBox):
@@ -50,7 +50,8 @@ class WorkbenchApp(w.VBox):
 
     Parameters
     ----------
-    session : the Workbench (``Workbench.demo(...)``, ``Workbench.open(...)``).
+    session : the Workbench (``Workbench.demo(...)``, ``Workbench.open(...)``); the app
+        uses only what :class:`~workbench.widgets._contract.SessionView` lists.
     height : map height in pixels (default ``MAP_HEIGHT``).
     page_size : gallery cards per page (default ``GALLERY_PAGE_SIZE``).
     loop : the main thread's event loop (anything with ``add_callback``), where results
@@ -60,46 +61,40 @@ class WorkbenchApp(w.VBox):
     Attributes
     ----------
     map : :class:`ScatterMap`; gallery : :class:`Gallery`; panel : :class:`ControlPanel`.
+    view : the view-model (:class:`~workbench.widgets._view_model.AppViewModel`).
     """
 
     def __init__(
         self,
-        session: Any,
+        session: SessionView,
         *,
         height: int = MAP_HEIGHT,
         page_size: int = GALLERY_PAGE_SIZE,
         loop: Any | None = None,
     ) -> None:
-        self.session = session
-        self.slots = ClassSlots()
+        self.session: SessionView = session
+        self.view = AppViewModel(session)
+        self.slots = self.view.slots
         self._loop = loop
-        self._title = "Selection"
-        self._message = ""
-        self._effective: EffectiveLabels | None = None
-        self._layers: dict[str, int] = {}
         self._events: list[str] = []
         self._events_lock = threading.Lock()
-        self._thumbs = ThumbnailCache(Path(session.project.cache_dir))
-        items = session.items
-        self._ids = items["id"].to_list()
-        self._id_pos: dict[str, int] | None = None
-        self._kinds = items["kind"].to_list()
-        self._sources = items["source"].to_list()
-        self.map = ScatterMap(session.coords, height=height, thumbnail=self.thumbnail,
-                              on_action=self._on_action)
-        self.gallery = Gallery(describe=self.describe, thumbnail=self.thumbnail,
-                               on_action=self._on_action, page_size=page_size, n=session.n)
         self.panel = ControlPanel()
+        self.controls = AppControls(self)
+        self.map = ScatterMap(session.coords, height=height, thumbnail=self.view.thumbnail,
+                              on_action=self.controls.run)
+        self.gallery = Gallery(describe=self.view.describe, thumbnail=self.view.thumbnail,
+                               on_action=self.controls.run, page_size=page_size, n=session.n)
         super().__init__([self.panel, self.map, self.gallery])
         self.add_class("workbench-app")
-        self._review = OffMainThread(self._compute_review, self._apply_review, loop=loop,
+        self._review = OffMainThread(self.view.review_codes, self._apply_review, loop=loop,
                                      on_error=self._job_failed("review"),
                                      name="workbench-review")
         self._errors_queue = OffMainThread(
-            self._compute_errors, self._apply_errors, loop=loop,
+            self.view.error_queue, self._apply_errors, loop=loop,
             on_error=self._job_failed("suspected errors"), name="workbench-errors-queue")
-        self._estimate = self._read_estimate() if session.predictions is not None else None
-        self._wire()
+        self.controls.connect()
+        self.map.observe(self._on_selection, names="selection")
+        self.map.observe(self._on_color_by, names="color_by")
         self._refresh_labels()
         self._refresh_clusters()
         self._refresh_status()
@@ -116,15 +111,13 @@ class WorkbenchApp(w.VBox):
 
     @selection.setter
     def selection(self, items: Any) -> None:
-        self.map.select(self._positions(items))
+        self.map.select(self.view.positions(items))
 
     @property
     def labels(self) -> np.ndarray:
         """(N,) object array: each item's label name (human, else accepted machine label;
         predictions are not labels) or None."""
-        names = self.session.labels.classes
-        eff = effective_labels(self.session.labels.state)
-        return np.array([names.get(int(c)) for c in eff.label], dtype=object)
+        return self.view.label_names()
 
     @property
     def status(self) -> str:
@@ -154,14 +147,14 @@ class WorkbenchApp(w.VBox):
         anything else (a mask of another length, 2.5, -1, N) is refused with a ValueError
         or IndexError, never truncated.
         """
-        idx = self._positions(items) if items is not None else self.selection
+        idx = self._items_or_selection(items)
         if idx.size == 0:
             raise ValueError("nothing to label: select items first (lasso on the map)")
         self.session.label(idx, name)
 
     def remove_labels(self, items: Any = None) -> None:
         """Remove the human labels of ``items`` (default the selection)."""
-        idx = self._positions(items) if items is not None else self.selection
+        idx = self._items_or_selection(items)
         if idx.size == 0:
             raise ValueError("nothing to unlabel: select items first")
         self.session.remove_labels(idx)
@@ -187,12 +180,11 @@ class WorkbenchApp(w.VBox):
     def accept_predictions(self, items: Any = None, *, min_confidence: float = 0.0) -> int:
         """Record the predictions of ``items`` (default the selection) as machine labels,
         in one session call (one action to undo); returns how many were recorded."""
-        idx = self._positions(items) if items is not None else self.selection
+        idx = self._items_or_selection(items)
         if idx.size == 0:
             raise ValueError("nothing to accept: select items first")
         count = int(self.session.accept_predictions(idx, min_confidence=min_confidence))
-        self._message = f"accepted {count} predictions"
-        self._refresh_status()
+        self._say(f"accepted {count} predictions")
         return count
 
     def export(self, path: str | Path | None = None, **options: Any) -> Path:
@@ -207,21 +199,18 @@ class WorkbenchApp(w.VBox):
             target = folder.parent / f"{folder.name}-labels.parquet"
             if target.exists() and not target.is_file():
                 # Only our own file is replaced: a folder in the way is the person's.
-                self._message = (f"export failed: {target} exists and is not a file; move "
-                                 "it or export elsewhere (app.export(path))")
-                self._refresh_status()
-                raise FileExistsError(self._message)
+                self._say(f"export failed: {target} exists and is not a file; move it or "
+                          "export elsewhere (app.export(path))")
+                raise FileExistsError(self.view.message)
             options.setdefault("overwrite", True)
         else:
             target = Path(path)
         try:
             out = Path(self.session.export(target, **options))
         except Exception as e:
-            self._message = f"export failed: {e}"
-            self._refresh_status()
+            self._say(f"export failed: {e}")
             raise
-        self._message = f"exported to {out}"
-        self._refresh_status()
+        self._say(f"exported to {out}")
         return out
 
     def select_cluster(self, index: int, *, core: bool = False) -> None:
@@ -248,7 +237,7 @@ class WorkbenchApp(w.VBox):
         """Select the items that best match a text query (CLIP text tower)."""
         if not query.strip():
             raise ValueError("type something to search for")
-        self._title = f"Search: {query}"
+        self.view.title = f"Search: {query}"
         self.selection = self.session.text_search(query, k=k)
 
     def show_queue(self, which: str, n: int = GALLERY_PAGE_SIZE) -> None:
@@ -275,7 +264,7 @@ class WorkbenchApp(w.VBox):
             return
         else:
             raise ValueError(f"queue must be 'next' or 'errors', not {which!r}")
-        self._title = title
+        self.view.title = title
         self.selection = items
 
     def refresh(self) -> None:
@@ -309,153 +298,37 @@ class WorkbenchApp(w.VBox):
 
     def thumbnail(self, index: int) -> dict[str, Any]:
         """Hover/gallery preview of one item: image bytes, or its text."""
-        kind = self._kinds[index]
-        out: dict[str, Any] = {"kind": kind, "label": self._label_text(index)}
-        if kind == "image":
-            out["data"] = self._thumbs.get(self._ids[index], self._sources[index])
-            out["mime"] = self._thumbs.mime
-            out["text"] = self._ids[index]
-        else:
-            out["text"] = self.session.item_text(index)[:TEXT_PREVIEW_CHARS]
-        return out
+        return self.view.thumbnail(index)
 
     def describe(self, indices: np.ndarray) -> list[dict[str, Any]]:
         """Gallery cards for ``indices``: label and its source from the effective labels."""
-        eff = self._labels_now()
-        names = self.session.labels.classes
-        cards = []
-        for i in np.asarray(indices, dtype=np.int64).tolist():
-            source = CARD_SOURCES.get(int(eff.layer[i]), "")
-            label = names.get(int(eff.label[i]), "") if source else ""
-            kind = self._kinds[i]
-            text = (self._ids[i] if kind == "image"
-                    else self.session.item_text(i)[:TEXT_PREVIEW_CHARS])
-            cards.append({"index": i, "kind": kind, "text": text, "label": label,
-                          "source": source if label else ""})
-        return cards
+        return self.view.describe(indices)
 
-    def _label_text(self, i: int) -> str:
-        eff = self._labels_now()
-        name = self.session.labels.classes.get(int(eff.label[i]))
-        if name is None:
-            return "unlabelled"
-        return name if eff.layer[i] == HUMAN else f"{name} (machine)"
+    def _items_or_selection(self, items: Any) -> np.ndarray:
+        return self.view.positions(items) if items is not None else self.selection
 
-    def _labels_now(self) -> EffectiveLabels:
-        """The effective labels as last shown (computed once per refresh, not per card)."""
-        if self._effective is None:
-            self._effective = effective_labels(self.session.labels.state,
-                                               self.session.predictions)
-        return self._effective
+    def _say(self, message: str) -> None:
+        """Show ``message`` on the status line (until the next action)."""
+        self.view.message = message
+        self._refresh_status()
 
-    # -- wiring ---------------------------------------------------------------------------
-
-    def _wire(self) -> None:
-        p = self.panel
-
-        def guarded(fn: Any) -> Any:
-            def run(*_: Any) -> None:
-                p.show_error("")
-                self._message = ""
-                try:
-                    fn()
-                except Exception as e:  # the person sees why; the kernel keeps running
-                    log.info("workbench action failed: %s", e)
-                    p.show_error(str(e))
-            return run
-
-        def typed_name() -> str:
-            name = p.class_name.value.strip()
-            if not name:
-                raise ValueError("type a class name first")
-            return name
-
-        p.create.on_click(guarded(lambda: self.session.create_class(typed_name())))
-        p.label_picked.on_click(guarded(lambda: self.label(self._picked_name())))
-        p.rename.on_click(guarded(lambda: self.session.rename_class(
-            self._picked_name(), typed_name())))
-        p.merge.on_click(guarded(lambda: self.session.merge_classes(
-            [self._picked_name()], typed_name())))
-        p.delete.on_click(guarded(lambda: self.session.delete_class(self._picked_name())))
-        p.unlabel.on_click(guarded(lambda: self.remove_labels()))
-        p.undo.on_click(guarded(lambda: self.session.undo()))
-        p.redo.on_click(guarded(lambda: self.session.redo()))
-        p.on_label(lambda k: guarded(lambda: self.label_key(k))())
-        p.search.on_click(guarded(lambda: self.search(p.query.value)))
-        p.query.continuous_update = False
-        p.more_like_this.on_click(guarded(lambda: self.more_like_this()))
-        p.select_cluster.on_click(guarded(lambda: self.select_cluster(self._picked_cluster())))
-        p.label_cluster.on_click(guarded(lambda: self.label_cluster(
-            self._picked_cluster(), typed_name())))
-        p.queue_next.on_click(guarded(lambda: self.show_queue("next")))
-        p.queue_errors.on_click(guarded(lambda: self.show_queue("errors")))
-        p.clear.on_click(guarded(lambda: setattr(self, "selection", [])))
-        p.export.on_click(guarded(self.export))
-        p.accept.on_click(guarded(lambda: self.accept_predictions()))
-        self._guarded = guarded
-        self.map.observe(self._on_selection, names="selection")
-        self.map.observe(lambda _c: self.map.color_by == "review" and self._request_review(),
-                         names="color_by")
-
-    def _picked_name(self) -> str:
-        cid = self.panel.class_pick.value
-        if cid is None:
-            raise ValueError("pick a class first")
-        return self.session.labels.classes[cid]
-
-    def _picked_cluster(self) -> int:
-        if self.panel.cluster_pick.value is None:
-            raise ValueError("no clusters proposed yet")
-        return int(self.panel.cluster_pick.value)
+    # -- widget changes -------------------------------------------------------------------
 
     def _on_selection(self, change: dict[str, Any]) -> None:
         # A queue or a search names what it selected; a lasso or a click is "Selection".
-        title, self._title = self._title, "Selection"
-        self.gallery.show(self.map.selected, title=title)
+        self.gallery.show(self.map.selected, title=self.view.take_title())
         self._refresh_status()
 
-    def _on_action(self, action: dict[str, Any]) -> None:
-        """Key presses and gallery clicks; errors reach the person via the panel."""
-        kind = action["type"]
-        self.panel.show_error("")
-        self._message = ""
-        try:
-            if kind == "label_key":
-                self.label_key(action["key"])
-            elif kind == "remove_labels":
-                self.remove_labels()
-            elif kind == "undo":
-                self.session.undo()
-            elif kind == "redo":
-                self.session.redo()
-            elif kind == "drop":
-                sel = self.selection
-                self.selection = sel[sel != action["index"]]
-            elif kind == "relabel":
-                slot = action["slot"]
-                if slot == 0:
-                    self.session.remove_labels([action["index"]])
-                else:
-                    cid = self.slots.class_of_slot(slot)
-                    if cid is None:
-                        raise ValueError(f"no class in colour slot {slot}")
-                    self.session.label([action["index"]],
-                                       self.session.labels.classes[cid])
-        except Exception as e:
-            self.panel.show_error(str(e))
-            raise
-
-    def _positions(self, items: Any) -> np.ndarray:
-        if self._id_pos is None:
-            self._id_pos = {i: p for p, i in enumerate(self._ids)}
-        return as_positions(items, self.session.n, ids=self._id_pos)
+    def _on_color_by(self, change: dict[str, Any]) -> None:
+        if self.map.color_by == "review":
+            self._request_review()
 
     # -- session events (any thread) -> widgets (main thread) -------------------------------
 
     def _on_session_event(self, event: str) -> None:
-        if event == "predictions":
+        if event == SessionEvent.PREDICTIONS:
             # On the thread that publishes them (the retrain worker when in the background).
-            self._estimate = self._read_estimate()
+            self.view.estimate = self.view.read_estimate()
         with self._events_lock:
             scheduled = bool(self._events)
             if event not in self._events:
@@ -469,70 +342,38 @@ class WorkbenchApp(w.VBox):
         if not events:
             return
         try:
-            if "labels" in events or "predictions" in events:
+            if SessionEvent.LABELS in events or SessionEvent.PREDICTIONS in events:
                 self._refresh_labels()
-            if "predictions" in events and self.map.color_by == "review":
+            if SessionEvent.PREDICTIONS in events and self.map.color_by == "review":
                 self._request_review()
-            if "layout" in events:
+            if SessionEvent.LAYOUT in events:
                 self.map.coords = normalize_coords(self.session.coords).tobytes()
-            if "clusters" in events:
-                self._refresh_clusters()
-            self._refresh_status()
+            self._refresh_status()  # every event, SessionEvent.STATUS included
         except Exception:  # a view must never take the kernel down
             log.exception("workbench: refreshing the widgets after %s failed", events)
 
-    def _read_estimate(self) -> Any:
-        """``Workbench.estimate()`` when the session has one and it answers, else None."""
-        estimate = getattr(self.session, "estimate", None)
-        if not callable(estimate):
-            return None
-        try:
-            return estimate()
-        except Exception as e:  # no figure beats a wrong one
-            log.info("workbench: no accuracy estimate: %s", e)
-            return None
-
     def _refresh_labels(self) -> None:
         """Map codes, legend, label buttons and cards from the effective labels."""
-        store = self.session.labels
-        pred = self.session.predictions
-        eff = effective_labels(store.state, pred)
-        self._effective = eff
-        self._layers = {"human": int((eff.layer == HUMAN).sum()),
-                        "accepted": int((eff.layer == ACCEPTED).sum()),
-                        "predicted": int((eff.layer == PREDICTED).sum())}
-        self.slots.sync(store.classes)
-        human = self.slots.encode(np.where(eff.layer == HUMAN, eff.label, -1))
-        machine = self.slots.encode(np.where(eff.is_machine, eff.label, -1))
-        fields: dict[str, np.ndarray] = {"human": human, "machine": machine}
-        if pred is not None:
-            # The predicted and confidence modes show the model itself, accepted or not.
-            fields["predicted"] = self.slots.encode(np.asarray(pred.label, dtype=np.int64))
-            conf = np.nan_to_num(np.asarray(pred.confidence, dtype=np.float32), nan=-1.0)
-            fields["confidence"] = np.where(
-                conf >= 0, 1 + np.round(np.clip(conf, 0, 1) * 254), 0
-            ).astype(np.uint8)
+        fields, palette = self.view.encode_labels()
         # Codes before the palette: the map redraws once with both.
         self.map.update(**fields)
-        self._refresh_palette(human, machine)
-        self.gallery.refresh()
-
-    def _refresh_palette(self, human: np.ndarray, machine: np.ndarray) -> None:
-        """Legend, label buttons and gallery choices, with human and machine counts."""
-        classes = self.session.labels.classes
-        slots = self.slots.sync(classes)
-        size = max(slots.values(), default=0) + 1
-        counts_h = np.bincount(human, minlength=size)
-        counts_m = np.bincount(machine, minlength=size)
-        palette = []
-        for k, (cid, name) in enumerate(classes.items(), start=1):
-            s = slots[cid]
-            palette.append({"id": cid, "slot": s, "name": name, "color": self.slots.color(s),
-                            "key": k if k <= 9 else None, "human": int(counts_h[s]),
-                            "machine": int(counts_m[s])})
         self.map.classes = palette
         self.gallery.classes = [{"slot": c["slot"], "name": c["name"]} for c in palette]
         self.panel.set_classes(palette)
+        self.gallery.refresh()
+
+    def _refresh_clusters(self) -> None:
+        codes, options = self.view.cluster_codes()
+        self.map.n_clusters = len(options)
+        self.map.update(cluster=codes)
+        self.panel.set_clusters(options)
+
+    def _refresh_status(self) -> None:
+        running = [name for name, job in (("review", self._review),
+                                          ("suspected errors", self._errors_queue))
+                   if job.busy]
+        self.panel.status.value = self.view.status_line(
+            selected=int(self.map.selected.size), running=running)
 
     # -- work off the main thread --------------------------------------------------------------
 
@@ -540,26 +381,12 @@ class WorkbenchApp(w.VBox):
         self._review.submit()
         self._refresh_status()
 
-    def _compute_review(self) -> np.ndarray:
-        """(N,) uint8 review codes, 1 = suggested next, 2 = suspected error (worker thread:
-        ranking label issues refits a probe out of fold)."""
-        review = np.zeros(self.session.n, np.uint8)
-        try:
-            review[np.asarray(self.session.suggestions(n=GALLERY_PAGE_SIZE), np.int64)] = 1
-            review[np.asarray(self.session.suspected_errors(n=GALLERY_PAGE_SIZE), np.int64)] = 2
-        except Exception as e:  # queues need predictions; before those there is no review
-            log.debug("review queues not available yet: %s", e)
-        return review
-
     def _apply_review(self, review: np.ndarray) -> None:
         self.map.update(review=review)
         self._refresh_status()
 
-    def _compute_errors(self, n: int) -> np.ndarray:
-        return np.asarray(self.session.suspected_errors(n=n), np.int64)
-
     def _apply_errors(self, items: np.ndarray) -> None:
-        self._title = "Suspected label errors"
+        self.view.title = "Suspected label errors"
         self.selection = items
         self._refresh_status()
 
@@ -569,24 +396,3 @@ class WorkbenchApp(w.VBox):
             self.panel.show_error(f"{what} failed: {e}")
             self._refresh_status()
         return report
-
-    def _refresh_clusters(self) -> None:
-        clusters = self.session.clusters or []
-        codes = np.zeros(self.session.n, np.uint16)
-        options = []
-        for k, c in enumerate(clusters):
-            codes[np.asarray(c.members, dtype=np.int64)] = min(k + 1, 65535)
-            options.append((f"cluster {k + 1} ({c.size} items)", k))
-        self.map.n_clusters = len(clusters)
-        self.map.update(cluster=codes)
-        self.panel.set_clusters(options)
-
-    def _refresh_status(self) -> None:
-        running = [name for name, job in (("review", self._review),
-                                          ("suspected errors", self._errors_queue))
-                   if job.busy]
-        self.panel.status.value = format_status(
-            self.session.status, selected=int(self.map.selected.size),
-            estimate=self._estimate, layers=self._layers, running=running,
-            message=self._message,
-        )

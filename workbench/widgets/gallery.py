@@ -18,6 +18,7 @@ import traitlets
 
 from .._config import GALLERY_PAGE_SIZE
 from ._bundle import bundle
+from ._contract import GALLERY_BROWSER_SETS, GALLERY_MESSAGES, KEY_ACTIONS, MAX_LABEL_KEY
 from ._messages import MessageReplies
 from ._positions import as_position, as_positions
 
@@ -25,7 +26,8 @@ __all__ = ["Gallery"]
 
 log = logging.getLogger("workbench.widgets")
 
-ACTIONS = ("label_key", "remove_labels", "undo", "redo", "relabel", "drop")
+#: Actions a card or a key press asks the app to perform.
+ACTIONS = (*KEY_ACTIONS, "relabel", "drop")
 
 
 class Gallery(MessageReplies, anywidget.AnyWidget):
@@ -47,7 +49,7 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
     """
 
     _what = "gallery"
-    _browser_sets = ("page",)
+    _browser_sets = GALLERY_BROWSER_SETS
 
     _esm = bundle("gallery")
 
@@ -118,7 +120,7 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
             self._reject(content, "a message must be an object with a string 'type'")
             return
         kind = content["type"]
-        if kind not in (*ACTIONS, "thumb"):
+        if kind not in GALLERY_MESSAGES:
             self._reject(content, f"unknown message type {kind!r}")
             return
         action: dict[str, Any] = {"type": kind}
@@ -134,8 +136,8 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
             action["index"] = pos
         if kind == "label_key":
             key = content.get("key")
-            if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= 9:
-                self._reject(content, f"label_key needs a key from 1 to 9, got {key!r}")
+            if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= MAX_LABEL_KEY:
+                self._reject(content, f"label_key needs a key from 1 to {MAX_LABEL_KEY}, got {key!r}")
                 return
             action["key"] = key
         if kind == "relabel":

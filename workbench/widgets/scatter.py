@@ -11,7 +11,8 @@ What travels, and how:
 * thumbnails: on demand, a ``thumb`` request answered with the image bytes as a buffer.
 
 The widget holds no labels of its own: the app encodes the session's state into codes
-and calls :meth:`ScatterMap.update`; key presses go back to the app as actions.
+and calls :meth:`ScatterMap.update`; key presses go back to the app as actions. Fields,
+colour modes and message types are those of :mod:`workbench.widgets._contract`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ import traitlets
 
 from .._config import MAP_HEIGHT, MAP_POINT_SIZE
 from ._bundle import bundle
+from ._contract import (
+    CODE_FIELDS,
+    COLOR_MODES,
+    KEY_ACTIONS,
+    LASSO_TYPES,
+    MAP_BROWSER_SETS,
+    MAX_LABEL_KEY,
+)
 from ._messages import MessageReplies
 from ._positions import as_position, as_positions
 
@@ -34,16 +43,8 @@ __all__ = ["CODE_FIELDS", "COLOR_MODES", "ScatterMap", "normalize_coords"]
 log = logging.getLogger("workbench.widgets")
 
 
-#: Colour modes of the map: labels (human opaque, machine translucent), human labels only,
-#: predicted label, prediction confidence, proposed cluster, needs review.
-COLOR_MODES = ("label", "human", "predicted", "confidence", "cluster", "review")
-#: Per-point code arrays and their wire dtype (0 always means "none").
-CODE_FIELDS: dict[str, type[np.integer]] = {
-    "human": np.uint16, "machine": np.uint16, "predicted": np.uint16,
-    "cluster": np.uint16, "confidence": np.uint8, "review": np.uint8,
-}
 #: Actions a key press (or a gallery click) asks the app to perform.
-ACTIONS = ("label_key", "remove_labels", "undo", "redo")
+ACTIONS = KEY_ACTIONS
 
 
 def _bytes_from_json(value: Any, widget: Any) -> bytes:
@@ -99,7 +100,7 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
     """
 
     _what = "map"
-    _browser_sets = ("selection", "color_by", "lasso_type")
+    _browser_sets = MAP_BROWSER_SETS
 
     _esm = bundle("scatter")
 
@@ -108,9 +109,7 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
     classes = traitlets.List(traitlets.Dict()).tag(sync=True)
     color_by = traitlets.Enum(COLOR_MODES, default_value="label").tag(sync=True)
     selection = traitlets.Bytes(b"").tag(sync=True, from_json=_bytes_from_json)
-    lasso_type = traitlets.Enum(("freeform", "rectangle"), default_value="freeform").tag(
-        sync=True
-    )
+    lasso_type = traitlets.Enum(LASSO_TYPES, default_value="freeform").tag(sync=True)
     point_size = traitlets.Float(float(MAP_POINT_SIZE)).tag(sync=True)
     height = traitlets.Int(MAP_HEIGHT).tag(sync=True)
     n_clusters = traitlets.Int(0).tag(sync=True)
@@ -268,8 +267,8 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
         elif kind in ACTIONS:
             if kind == "label_key":
                 key = content.get("key")
-                if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= 9:
-                    self._reject(content, f"label_key needs a key from 1 to 9, got {key!r}")
+                if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= MAX_LABEL_KEY:
+                    self._reject(content, f"label_key needs a key from 1 to {MAX_LABEL_KEY}, got {key!r}")
                     return
             self._dispatch({"type": kind, **({"key": content["key"]} if kind == "label_key" else {})},
                       content)

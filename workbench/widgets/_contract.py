@@ -1,0 +1,184 @@
+"""What the widgets rely on, in one place: the session they read and call
+(:class:`SessionView`), the events they listen to (:class:`SessionEvent`), and the one
+table of messages, fields, colour modes and colours shared by Python and ``js/``.
+
+The widgets use nothing of a session beyond :class:`SessionView`; the front end and the
+Python side both follow the message table (``tests/test_widget_contract.py`` reads
+``js/*.js`` and fails when either side drifts from it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .._events import Event
+
+__all__ = [
+    "CLASS_COLORS", "CLUSTER_COLORS", "CODE_FIELDS", "COLOR_MODES", "GALLERY_BROWSER_SETS",
+    "GALLERY_MESSAGES", "HEX_COLOR", "KEY_ACTIONS", "LASSO_TYPES", "MAP_BROWSER_SETS",
+    "MAP_MESSAGES", "MAP_REPLIES", "MAX_LABEL_KEY", "SESSION_EVENTS", "ClusterView",
+    "LabelsView", "PredictionsView", "ProjectView", "SessionEvent", "SessionView",
+]
+
+
+# -- the session, as the widgets see it ------------------------------------------------------
+
+
+class ProjectView(Protocol):
+    """The project folder: where exports go beside, where thumbnails are cached."""
+
+    path: Path
+
+    @property
+    def cache_dir(self) -> Path: ...
+
+
+class LabelsView(Protocol):
+    """The label store: live classes and the label state (``human``, ``machine``)."""
+
+    state: Any  # a workbench.labels.LabelState
+
+    @property
+    def classes(self) -> dict[int, str]: ...
+
+
+class PredictionsView(Protocol):
+    """The latest predictions: (N,) class ids and (N,) confidences (NaN = none)."""
+
+    label: np.ndarray
+    confidence: np.ndarray
+
+
+class ClusterView(Protocol):
+    """A proposed cluster: its number, size, members (most typical first) and core."""
+
+    id: int
+
+    @property
+    def members(self) -> np.ndarray: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def core(self) -> np.ndarray: ...
+
+
+class SessionView(Protocol):
+    """Everything the widgets read and call on a :class:`~workbench.session.Workbench`.
+
+    ``estimate`` may be missing or None: the status line then shows no accuracy.
+    """
+
+    project: ProjectView
+    coords: np.ndarray
+    predictions: PredictionsView | None
+
+    @property
+    def items(self) -> Any: ...  # a polars DataFrame with columns id, kind, source
+
+    @property
+    def n(self) -> int: ...
+
+    @property
+    def labels(self) -> LabelsView: ...
+
+    @property
+    def status(self) -> dict[str, Any]: ...
+
+    @property
+    def clusters(self) -> Sequence[ClusterView]: ...
+
+    def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]: ...
+
+    def item_text(self, i: int) -> str: ...
+
+    def label(self, items: Any, name: str) -> None: ...
+
+    def remove_labels(self, items: Any) -> None: ...
+
+    def undo(self) -> bool: ...
+
+    def redo(self) -> bool: ...
+
+    def create_class(self, name: str) -> int: ...
+
+    def rename_class(self, old: str | int, new: str) -> None: ...
+
+    def merge_classes(self, sources: Sequence[str | int], into: str | int) -> None: ...
+
+    def delete_class(self, name: str | int) -> None: ...
+
+    def accept_predictions(self, items: Any = None, *, min_confidence: float = 0.0) -> int: ...
+
+    def more_like_this(self, items: Any, k: int = 50) -> np.ndarray: ...
+
+    def text_search(self, query: str, k: int = 100) -> np.ndarray: ...
+
+    def next_cluster(self) -> ClusterView | None: ...
+
+    def suggestions(self, n: int = ...) -> np.ndarray: ...
+
+    def suspected_errors(self, n: int = ...) -> np.ndarray: ...
+
+    def estimate(self) -> dict[str, Any]: ...
+
+    def export(self, path: Any, **options: Any) -> Path: ...
+
+    def wait(self, timeout: float | None = 120.0) -> None: ...
+
+
+#: The events a session sends its subscribers (``Workbench.subscribe``): ``LABELS``,
+#: ``PREDICTIONS``, ``LAYOUT``, ``STATUS``. The session's own names (a ``str`` enum, so
+#: they compare equal to the plain strings subscribers receive); any may arrive on a
+#: worker thread.
+SessionEvent = Event
+#: Every event a session sends, as the strings subscribers receive.
+SESSION_EVENTS = tuple(e.value for e in Event)
+
+
+# -- the message table: Python <-> js/ -------------------------------------------------------
+
+#: Per-point code arrays of the map and their wire dtype (0 always means "none"); js/
+#: scatter.js ``FIELDS`` reads each with the typed array of the same width.
+CODE_FIELDS: dict[str, type[np.integer]] = {
+    "human": np.uint16, "machine": np.uint16, "predicted": np.uint16,
+    "cluster": np.uint16, "confidence": np.uint8, "review": np.uint8,
+}
+#: Colour modes of the map: labels (human opaque, machine translucent), human labels only,
+#: predicted label, prediction confidence, proposed cluster, needs review; the options of
+#: the map's mode menu, in this order.
+COLOR_MODES = ("label", "human", "predicted", "confidence", "cluster", "review")
+#: Selection shapes of the map (the options of its shape menu): lasso and box.
+LASSO_TYPES = ("freeform", "rectangle")
+#: Categorical colours of the classes (Tableau 10 then its light variants): distinct,
+#: colour-blind aware; sent in each class's ``color``.
+CLASS_COLORS = (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+    "#ff9da7", "#9c755f", "#bab0ac", "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6",
+    "#8cd17d", "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e",
+)
+#: The colour form the front end reads (anything else is drawn grey).
+HEX_COLOR = r"^#?([0-9a-f]{6})$"
+#: Colours of proposed clusters in the map's "cluster" mode (drawn by the front end alone).
+CLUSTER_COLORS = (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+    "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)
+#: Number keys that label: 1 to MAX_LABEL_KEY (0 removes labels).
+MAX_LABEL_KEY = 9
+#: Actions a key press asks for, in the map and in the gallery.
+KEY_ACTIONS = ("label_key", "remove_labels", "undo", "redo")
+#: Message types the map's front end sends.
+MAP_MESSAGES = ("ready", "thumb", *KEY_ACTIONS)
+#: Message types the gallery's front end sends: a card relabelled or dropped, besides keys.
+GALLERY_MESSAGES = ("thumb", *KEY_ACTIONS, "relabel", "drop")
+#: Message types the map's front end receives (a ``thumb`` answers a request by its id).
+MAP_REPLIES = ("codes", "patch", "error", "thumb")
+#: Traits each front end may set (all others are Python's alone).
+MAP_BROWSER_SETS = ("selection", "color_by", "lasso_type")
+GALLERY_BROWSER_SETS = ("page",)

@@ -1,0 +1,221 @@
+"""The app's view-model: what the map, gallery and panel show, computed from the session.
+
+:class:`AppViewModel` encodes the session's state for the widgets (class ids to colour
+slots, per-point codes, the legend's palette, gallery cards, hover previews, cluster
+codes, the status line) and holds what the app says beside it (the gallery's title, the
+latest message). It touches no widget: :class:`~workbench.widgets.app.WorkbenchApp`
+applies what it computes on the main thread.
+
+Labels: every colour, legend count, card and hover text comes from
+:func:`~workbench.labels.effective_labels` (human, else accepted machine label, else live
+prediction), never from the layers combined here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._config import GALLERY_PAGE_SIZE
+from ..labels.effective import ACCEPTED, HUMAN, PREDICTED, EffectiveLabels, effective_labels
+from ..thumbnails import ThumbnailCache
+from ._contract import MAX_LABEL_KEY, SessionView
+from ._palette import ClassSlots
+from ._positions import as_positions
+from .panel import format_status
+
+__all__ = ["CARD_SOURCES", "TEXT_PREVIEW_CHARS", "AppViewModel"]
+
+log = logging.getLogger("workbench.widgets")
+
+#: Characters of an item's text shown on a card or in the hover preview.
+TEXT_PREVIEW_CHARS = 400
+#: How a card names where its label comes from, by ``EffectiveLabels.layer``.
+CARD_SOURCES = {HUMAN: "human", ACCEPTED: "machine", PREDICTED: "predicted"}
+#: The gallery's title for a lasso or a click (a queue or a search names its own).
+SELECTION_TITLE = "Selection"
+
+
+class AppViewModel:
+    """What the app's widgets show of ``session``; computed here, applied by the app.
+
+    Attributes
+    ----------
+    slots : the classes' colour slots (:class:`~workbench.widgets._palette.ClassSlots`).
+    title : the gallery's title for the next selection.
+    message : the app's latest message (an export), shown on the status line.
+    layers : items per label layer, as last encoded.
+    estimate : ``Workbench.estimate()`` as last read, or None.
+    """
+
+    def __init__(self, session: SessionView) -> None:
+        self.session = session
+        self.slots = ClassSlots()
+        self.title = SELECTION_TITLE
+        self.message = ""
+        self.layers: dict[str, int] = {}
+        self._effective: EffectiveLabels | None = None
+        self._thumbs = ThumbnailCache(Path(session.project.cache_dir))
+        items = session.items
+        self._ids = items["id"].to_list()
+        self._id_pos: dict[str, int] | None = None
+        self._kinds = items["kind"].to_list()
+        self._sources = items["source"].to_list()
+        self.estimate = self.read_estimate() if session.predictions is not None else None
+
+    # -- items ----------------------------------------------------------------------------
+
+    def positions(self, items: Any) -> np.ndarray:
+        """``items`` (positions, item ids or a mask) as positions, checked."""
+        if self._id_pos is None:
+            self._id_pos = {i: p for p, i in enumerate(self._ids)}
+        return as_positions(items, self.session.n, ids=self._id_pos)
+
+    def take_title(self) -> str:
+        """The title for the selection just made; the next one is "Selection" again."""
+        title, self.title = self.title, SELECTION_TITLE
+        return title
+
+    def thumbnail(self, index: int) -> dict[str, Any]:
+        """Hover/gallery preview of one item: image bytes, or its text."""
+        kind = self._kinds[index]
+        out: dict[str, Any] = {"kind": kind, "label": self._label_text(index)}
+        if kind == "image":
+            out["data"] = self._thumbs.get(self._ids[index], self._sources[index])
+            out["mime"] = self._thumbs.mime
+            out["text"] = self._ids[index]
+        else:
+            out["text"] = self.session.item_text(index)[:TEXT_PREVIEW_CHARS]
+        return out
+
+    def describe(self, indices: np.ndarray) -> list[dict[str, Any]]:
+        """Gallery cards for ``indices``: label and its source from the effective labels."""
+        eff = self.labels_now()
+        names = self.session.labels.classes
+        cards = []
+        for i in np.asarray(indices, dtype=np.int64).tolist():
+            source = CARD_SOURCES.get(int(eff.layer[i]), "")
+            label = names.get(int(eff.label[i]), "") if source else ""
+            kind = self._kinds[i]
+            text = (self._ids[i] if kind == "image"
+                    else self.session.item_text(i)[:TEXT_PREVIEW_CHARS])
+            cards.append({"index": i, "kind": kind, "text": text, "label": label,
+                          "source": source if label else ""})
+        return cards
+
+    def _label_text(self, i: int) -> str:
+        eff = self.labels_now()
+        name = self.session.labels.classes.get(int(eff.label[i]))
+        if name is None:
+            return "unlabelled"
+        return name if eff.layer[i] == HUMAN else f"{name} (machine)"
+
+    # -- labels ---------------------------------------------------------------------------
+
+    def label_names(self) -> np.ndarray:
+        """(N,) object array: each item's label name (human, else accepted machine label;
+        predictions are not labels) or None."""
+        names = self.session.labels.classes
+        eff = effective_labels(self.session.labels.state)
+        return np.array([names.get(int(c)) for c in eff.label], dtype=object)
+
+    def labels_now(self) -> EffectiveLabels:
+        """The effective labels as last shown (computed once per refresh, not per card)."""
+        if self._effective is None:
+            self._effective = effective_labels(self.session.labels.state,
+                                               self.session.predictions)
+        return self._effective
+
+    def encode_labels(self) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+        """Map codes and palette from the effective labels, which become those shown.
+
+        Returns ``(fields, palette)``: the map's code fields (``human``, ``machine``, with
+        predictions also ``predicted`` and ``confidence``) and one dict per class (``id``,
+        ``slot``, ``name``, ``color``, ``key``, ``human`` and ``machine`` counts).
+        """
+        store = self.session.labels
+        pred = self.session.predictions
+        eff = effective_labels(store.state, pred)
+        self._effective = eff
+        self.layers = {"human": int((eff.layer == HUMAN).sum()),
+                       "accepted": int((eff.layer == ACCEPTED).sum()),
+                       "predicted": int((eff.layer == PREDICTED).sum())}
+        classes = store.classes
+        self.slots.sync(classes)
+        human = self.slots.encode(np.where(eff.layer == HUMAN, eff.label, -1))
+        machine = self.slots.encode(np.where(eff.is_machine, eff.label, -1))
+        fields: dict[str, np.ndarray] = {"human": human, "machine": machine}
+        if pred is not None:
+            # The predicted and confidence modes show the model itself, accepted or not.
+            fields["predicted"] = self.slots.encode(np.asarray(pred.label, dtype=np.int64))
+            conf = np.nan_to_num(np.asarray(pred.confidence, dtype=np.float32), nan=-1.0)
+            fields["confidence"] = np.where(
+                conf >= 0, 1 + np.round(np.clip(conf, 0, 1) * 254), 0
+            ).astype(np.uint8)
+        return fields, self._palette(classes, human, machine)
+
+    def _palette(self, classes: dict[int, str], human: np.ndarray,
+                 machine: np.ndarray) -> list[dict[str, Any]]:
+        """Legend, label buttons and gallery choices, with human and machine counts."""
+        slots = self.slots.sync(classes)
+        size = max(slots.values(), default=0) + 1
+        counts_h = np.bincount(human, minlength=size)
+        counts_m = np.bincount(machine, minlength=size)
+        palette = []
+        for k, (cid, name) in enumerate(classes.items(), start=1):
+            s = slots[cid]
+            palette.append({"id": cid, "slot": s, "name": name, "color": self.slots.color(s),
+                            "key": k if k <= MAX_LABEL_KEY else None, "human": int(counts_h[s]),
+                            "machine": int(counts_m[s])})
+        return palette
+
+    # -- clusters and queues --------------------------------------------------------------
+
+    def cluster_codes(self) -> tuple[np.ndarray, list[tuple[str, int]]]:
+        """(N,) uint16 cluster codes (0 = none, k + 1 = cluster k) and the panel's
+        ``(text, index)`` options, one per proposed cluster."""
+        clusters = self.session.clusters or []
+        codes = np.zeros(self.session.n, np.uint16)
+        options = []
+        for k, c in enumerate(clusters):
+            codes[np.asarray(c.members, dtype=np.int64)] = min(k + 1, 65535)
+            options.append((f"cluster {k + 1} ({c.size} items)", k))
+        return codes, options
+
+    def review_codes(self) -> np.ndarray:
+        """(N,) uint8 review codes, 1 = suggested next, 2 = suspected error (worker thread:
+        ranking label issues refits a probe out of fold)."""
+        review = np.zeros(self.session.n, np.uint8)
+        try:
+            review[np.asarray(self.session.suggestions(n=GALLERY_PAGE_SIZE), np.int64)] = 1
+            review[np.asarray(self.session.suspected_errors(n=GALLERY_PAGE_SIZE), np.int64)] = 2
+        except Exception as e:  # queues need predictions; before those there is no review
+            log.debug("review queues not available yet: %s", e)
+        return review
+
+    def error_queue(self, n: int) -> np.ndarray:
+        """Positions of the ``n`` human labels that look most wrong (worker thread)."""
+        return np.asarray(self.session.suspected_errors(n=n), np.int64)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def read_estimate(self) -> Any:
+        """``Workbench.estimate()`` when the session has one and it answers, else None."""
+        estimate = getattr(self.session, "estimate", None)
+        if not callable(estimate):
+            return None
+        try:
+            return estimate()
+        except Exception as e:  # no figure beats a wrong one
+            log.info("workbench: no accuracy estimate: %s", e)
+            return None
+
+    def status_line(self, *, selected: int, running: list[str]) -> str:
+        """The status line (see :func:`~workbench.widgets.panel.format_status`)."""
+        return format_status(
+            self.session.status, selected=selected, estimate=self.estimate,
+            layers=self.layers, running=running, message=self.message,
+        )
