@@ -360,6 +360,9 @@ function createLassoScatterplot(model, canvas, width) {
     deselectOnDblClick: true,
     opacityInactiveScale: 1,
     pointScaleMode: 'asinh',
+    // The map's coordinates fill [-1, 1]: a camera a little further back keeps the points
+    // on its edges whole instead of cut in half by the canvas border.
+    cameraDistance: 1.08,
   });
 }
 
