@@ -26,6 +26,10 @@ __all__ = [
     "CLUSTER_COUNT_MIN",
     "CLUSTER_ITEMS_PER_CLUSTER",
     "CLUSTER_SEED",
+    "CONSENSUS_ADJUDICATE_BELOW",
+    "CONSENSUS_MAX_ITER",
+    "CONSENSUS_MODEL_WEIGHTS",
+    "CONSENSUS_SMOOTHING",
     "DEFAULT_ANNOTATOR",
     "DEMO_DIGITS_SIZE",
     "DINO_IMAGE_SIZE",
@@ -380,3 +384,17 @@ PROBE_BATCH_CELLS = 8_000_000
 #: propagation keeps PROPAGATION_TOL): the fold only ranks classes at the hidden items; at
 #: 30k items x 1,000 classes 1e-3 took 2.0 s against 3.5 s (same argmax, 8e-4 apart).
 HELD_OUT_PROPAGATION_TOL = 1e-3
+
+# -- several annotators (learn/consensus.py) --------------------------------------------------
+
+#: A labelled item whose consensus label is right with less than this chance goes to the
+#: adjudicator's queue.
+CONSENSUS_ADJUDICATE_BELOW = 0.7
+CONSENSUS_MAX_ITER = 50  # EM iterations (it settles in 10-30 on 10k items)
+#: Exponents tried on the model's probabilities as each item's prior (0: annotators alone;
+#: the best predictor of held-out annotations wins). Above 1: a probe fitted on noisy
+#: majority labels learns their noise as doubt (subjectivity chose 2-4).
+CONSENSUS_MODEL_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: Pseudo-counts per annotator confusion matrix: one per cell plus one more on the diagonal
+#: per class, so an annotator with few labels starts as "mostly right".
+CONSENSUS_SMOOTHING = 1.0

@@ -17,6 +17,7 @@ from .calibrate import (
     fit_calibrator,
 )
 from .clusters import Group, density_groups, graph_groups, kmeans_groups, spectral_embedding
+from .consensus import Consensus, consensus, majority_vote
 from .heldout import HeldOut, held_out_predictions, held_out_weights, mixing_from_held_out
 from .issues import LabelIssues, neighbour_vote, rank_label_issues
 from .mixing import Combined, Mixing, calibrated, choose_weights, fit_temperature, mix
@@ -27,6 +28,7 @@ from .zeroshot import ZeroShot, accept_zero_shot, zero_shot
 __all__ = [
     "Calibrator",
     "Combined",
+    "Consensus",
     "Group",
     "HeldOut",
     "LabelIssues",
@@ -43,6 +45,7 @@ __all__ = [
     "calibrated",
     "choose_weights",
     "cluster_coverage_batch",
+    "consensus",
     "density_groups",
     "estimate_accuracy",
     "expected_calibration_error",
@@ -52,6 +55,7 @@ __all__ = [
     "held_out_predictions",
     "held_out_weights",
     "kmeans_groups",
+    "majority_vote",
     "mix",
     "mixing_from_held_out",
     "neighbour_vote",

@@ -1,0 +1,122 @@
+"""Several annotators: consensus labels, annotator quality, adjudication flags and agreement
+figures, checked against the truth of simulated teams and against reference implementations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from workbench.learn.consensus import (
+    cohen_kappa,
+    consensus,
+    fleiss_kappa,
+    krippendorff_alpha,
+    majority_vote,
+)
+
+
+def team(n=1500, c=4, accs=(0.55, 0.65, 0.75, 0.85, 0.95), coverage=0.5, seed=0):
+    """Truth, (N, A) labels with class-dependent confusions, and the given accuracies."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    labels = np.full((n, len(accs)), -1, np.int64)
+    for a, acc in enumerate(accs):
+        # each annotator's mistakes on a class go mostly to one other class
+        favourite = (np.arange(c) + 1 + rng.integers(0, c - 1, c)) % c
+        seen = np.flatnonzero(rng.random(n) < coverage)
+        out = y[seen].copy()
+        wrong = rng.random(seen.size) > acc
+        fav = rng.random(seen.size) < 0.8
+        other = (y[seen] + 1 + rng.integers(0, c - 1, seen.size)) % c
+        out[wrong] = np.where(fav, favourite[y[seen]], other)[wrong]
+        labels[seen, a] = out
+    return y, labels, np.asarray(accs)
+
+
+def true_accuracy(y, labels):
+    return np.array([(labels[labels[:, a] >= 0, a] == y[labels[:, a] >= 0]).mean()
+                     for a in range(labels.shape[1])])
+
+
+def test_consensus_beats_majority_and_ranks_annotators():
+    y, labels, _ = team()
+    has = (labels >= 0).any(axis=1)
+    major = majority_vote(labels, 4)
+    out = consensus(labels, n_classes=4)
+    acc_major = (major[has] == y[has]).mean()
+    acc_ours = (out.label[has] == y[has]).mean()
+    assert acc_ours > acc_major + 0.03, (acc_ours, acc_major)
+    rho = spearmanr(out.annotator_quality, true_accuracy(y, labels))[0]
+    assert rho >= 0.9
+    # annotator quality reads as an accuracy: within 0.05 of the truth for everyone
+    np.testing.assert_allclose(out.annotator_quality, true_accuracy(y, labels), atol=0.05)
+    # the confusion matrices found each annotator's diagonal
+    diag = np.array([np.diag(m).mean() for m in out.confusion])
+    assert spearmanr(diag, true_accuracy(y, labels))[0] >= 0.9
+    # items without labels and without a model have no consensus
+    assert (out.label[~has] == -1).all() and np.isnan(out.agreement[~has]).all()
+    assert out.model_weight == 0.0
+
+
+def test_quality_is_a_calibrated_chance_and_flags_hold_the_errors():
+    y, labels, _ = team(n=3000, seed=1)
+    out = consensus(labels, n_classes=4)
+    has = out.n_annotations > 0
+    wrong = out.label != y
+    # quality reads as the chance of being right, in the large
+    assert abs(out.quality[has].mean() - (~wrong[has]).mean()) < 0.03
+    flagged, rest = out.flagged & has, ~out.flagged & has
+    assert flagged.any() and rest.any()
+    assert wrong[flagged].mean() >= 2 * wrong[rest].mean()
+
+
+def test_a_good_model_is_weighed_in_and_a_useless_one_is_not():
+    y, labels, _ = team(seed=2, coverage=0.3)
+    has = (labels >= 0).any(axis=1)
+    rng = np.random.default_rng(3)
+    # a model right 90% of the time, with probabilities that say so
+    guess = np.where(rng.random(y.size) < 0.9, y, rng.integers(0, 4, y.size))
+    good = np.full((y.size, 4), 0.1 / 3)
+    good[np.arange(y.size), guess] = 0.9
+    alone = consensus(labels, n_classes=4)
+    with_model = consensus(labels, good)
+    assert with_model.model_weight > 0
+    assert (with_model.label[has] == y[has]).mean() > (alone.label[has] == y[has]).mean() + 0.02
+    # items nobody labelled take the model's answer
+    assert (with_model.label[~has] == good[~has].argmax(axis=1)).all()
+    noise = rng.dirichlet(np.ones(4), y.size)
+    junk = consensus(labels, noise)
+    assert junk.model_weight <= 0.25
+    assert (junk.label[has] == y[has]).mean() >= (alone.label[has] == y[has]).mean() - 0.01
+
+
+def test_agreement_figures_match_references():
+    import krippendorff
+    from sklearn.metrics import cohen_kappa_score
+
+    y, labels, _ = team(n=800, seed=4)
+    data = np.where(labels >= 0, labels, np.nan).T.astype(float)
+    ref = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
+    assert krippendorff_alpha(labels, 4) == pytest.approx(ref, abs=1e-9)
+    pairs = cohen_kappa(labels, 4)
+    both = (labels[:, 0] >= 0) & (labels[:, 4] >= 0)
+    assert pairs[0, 4] == pytest.approx(cohen_kappa_score(labels[both, 0], labels[both, 4]))
+    assert np.allclose(pairs, pairs.T, equal_nan=True) and (np.diag(pairs) == 1).all()
+    # Fleiss (1971) as in the textbook example: 10 subjects, 14 raters, kappa 0.210
+    counts = np.array([[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0],
+                       [2, 2, 8, 1, 1], [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2],
+                       [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]])
+    table = np.array([np.repeat(np.arange(5), row) for row in counts])
+    assert fleiss_kappa(table, 5) == pytest.approx(0.210, abs=5e-4)
+
+
+def test_bad_input_says_what_is_wrong():
+    with pytest.raises(ValueError, match="N items, A annotators"):
+        consensus(np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="class columns"):
+        consensus(np.array([[0, 5]]), n_classes=3)
+    with pytest.raises(ValueError, match="model_proba must be"):
+        consensus(np.array([[0, 1], [1, -1]]), np.ones((3, 2)) / 2)
+    with pytest.raises(ValueError, match="integer"):
+        consensus(np.array([[0.5, 1.0]]))
