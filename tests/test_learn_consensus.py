@@ -95,7 +95,7 @@ def test_agreement_figures_match_references():
     import krippendorff
     from sklearn.metrics import cohen_kappa_score
 
-    y, labels, _ = team(n=800, seed=4)
+    _, labels, _ = team(n=800, seed=4)
     data = np.where(labels >= 0, labels, np.nan).T.astype(float)
     ref = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
     assert krippendorff_alpha(labels, 4) == pytest.approx(ref, abs=1e-9)
@@ -120,3 +120,52 @@ def test_bad_input_says_what_is_wrong():
         consensus(np.array([[0, 1], [1, -1]]), np.ones((3, 2)) / 2)
     with pytest.raises(ValueError, match="integer"):
         consensus(np.array([[0.5, 1.0]]))
+
+
+def test_a_project_with_three_annotators_gives_consensus_and_their_quality(tmp_path):
+    # Three people label overlapping parts of the digits demo, each in their own session
+    # (their own annotator name, as three kernels would); the first session's consensus
+    # uses all three plus its model, and ranks them by how often they are right.
+    from workbench import Workbench
+
+    folder = tmp_path / "digits"
+    Workbench.demo(folder, background=False, layout="quick").close()
+    rng = np.random.default_rng(0)
+    accuracy = {"ann": 0.95, "bob": 0.8, "cy": 0.6}
+    sessions = {}
+    for name in accuracy:
+        sessions[name] = Workbench.open(folder, background=False, layout="quick",
+                                        annotator=name)
+    first = sessions["ann"]
+    y = np.array([int(v) for v in first.items["truth"]])
+    for name, acc in accuracy.items():
+        seen = np.flatnonzero(rng.random(y.size) < 0.5)
+        said = np.where(rng.random(seen.size) < acc, y[seen],
+                        (y[seen] + rng.integers(1, 10, seen.size)) % 10)
+        sessions[name].labels.assign_many(
+            [(seen[said == d], f"digit {d}") for d in range(10)])  # one action each
+    first.refresh()  # picks up the others' labels and retrains
+    table = first.consensus()
+    quality = first.annotator_quality()
+    assert list(quality) == ["ann", "bob", "cy"]
+    assert quality["ann"] > quality["bob"] > quality["cy"]
+    for name, acc in accuracy.items():
+        assert abs(quality[name] - acc) < 0.06, quality
+    labelled = table["annotations"].to_numpy() > 0
+    right = table["consensus"].to_numpy() == np.array([f"digit {d}" for d in y])
+    last_writer = first.current_labels()
+    names = first.labels.classes
+    last = np.array([names.get(int(c), "") for c in last_writer])
+    assert right[labelled].mean() > 0.95
+    assert right[labelled].mean() > (last == np.array([f"digit {d}" for d in y]))[labelled].mean()
+    # one annotator's undo takes back their labels only
+    names_before, ann_before = first.labels.annotations()
+    assert sessions["bob"].labels.undo()
+    first.labels.refresh()
+    _, ann_after = first.labels.annotations()
+    bob = names_before.index("bob")
+    assert (ann_after[:, bob] == -1).all() and (ann_before[:, bob] >= 0).any()
+    keep = [i for i, n in enumerate(names_before) if n != "bob"]
+    np.testing.assert_array_equal(ann_after[:, keep], ann_before[:, keep])
+    for s in sessions.values():
+        s.close()

@@ -32,6 +32,7 @@ from ._events import Event, EventBus
 from ._label_verbs import LabelVerbs
 from ._map_job import MapJob
 from ._queues import Cluster, Queues
+from ._team import Team
 from .learn import Predictions
 from .learn.pipeline import ModelState, fit_models
 from .neighbors import KnnGraph, NeighborIndex, build_knn_graph
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 EVENTS = tuple(e.value for e in Event)
 
 
-class Workbench(Constructors, LabelVerbs, Queues, Estimates, MapJob):
+class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
     """A labelling session over one project folder.
 
     Create with :meth:`demo` (offline digits), :meth:`open` (an existing project),
@@ -52,7 +53,7 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, MapJob):
 
     This class wires; each part is a module of its own: construction (``_construct``), the
     label verbs (``_label_verbs``), clusters, suggestions and search (``_queues``), the
-    accuracy estimate (``_estimate``), the map and its thread (``_map_job``), events
+    accuracy estimate (``_estimate``), several annotators' consensus (``_team``), the map and its thread (``_map_job``), events
     (``_events``) and one retrain (:func:`workbench.learn.pipeline.fit_models`).
 
     Parameters

@@ -145,6 +145,25 @@ class Replay:
                 state.apply(action, self.idx[aid])
         self.state = state
 
+    def annotations(self) -> tuple[list[str], np.ndarray]:
+        """Each annotator's own human labels: (names, (N, A) int64 class ids, -1: none).
+
+        Annotator ``a``'s labels are the fold of the applied actions that ``a`` wrote on
+        items, together with everyone's class actions (a merge or delete moves every
+        annotator's labels): what ``a`` would see labelling alone.
+        """
+        names = sorted({a.annotator for a in self.actions.values()
+                        if a.kind in ("assign", "remove") and a.source == "human"})
+        out = np.full((len(self.ids), len(names)), -1, np.int64)
+        for j, name in enumerate(names):
+            state = LabelState(len(self.ids))
+            for aid, action in self.actions.items():
+                if action.batch not in self.undone and (
+                        action.kind in CLASS_KINDS or action.annotator == name):
+                    state.apply(action, self.idx[aid])
+            out[:, j] = state.human
+        return names, out
+
     def _positions_of_logged(self, ids: Sequence[str]) -> np.ndarray:
         pos = self.pos
         # Ids unknown here (items added by another process we have not reloaded) are skipped.

@@ -153,6 +153,11 @@ class LabelStore:
         with self._lock:
             return label_table(self.state, self._replay.actions.values(), self._ids)
 
+    def annotations(self) -> tuple[list[str], np.ndarray]:
+        """Each annotator's own human labels: names, (N, A) class ids (-1: none)."""
+        with self._lock:
+            return self._replay.annotations()
+
     # -- writing ---------------------------------------------------------------------------
 
     @contextmanager

@@ -1,0 +1,77 @@
+"""Several annotators on one project: the consensus of their labels, weighed with the
+workbench's own model, and how good each annotator is (:mod:`workbench.learn.consensus`).
+The session mixes this in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+__all__ = ["Team"]
+
+
+class Team:
+    """``consensus()`` and ``annotator_quality()``; needs ``labels``, ``items``,
+    ``predictions``, ``_lock`` and ``_issues_input`` of the session."""
+
+    def consensus(self) -> pl.DataFrame:
+        """One row per item: ``id``, ``consensus`` (class name, null when nobody labelled it
+        and there is no model), ``quality`` (the chance it is right), ``annotations``,
+        ``agreement`` (share of its annotators who gave the consensus label) and
+        ``flagged`` (worth an adjudicator's look), from every annotator's own labels and the
+        model's out-of-fold probabilities (see :func:`workbench.learn.consensus.consensus`).
+        """
+        out, _ = self._consensus()
+        classes = sorted(self.labels.classes)
+        label = [None if k < 0 else self.labels.classes[classes[k]] for k in out.label]
+        return pl.DataFrame({
+            "id": self.items["id"], "consensus": pl.Series(label, dtype=pl.String),
+            "quality": out.quality, "annotations": out.n_annotations,
+            "agreement": out.agreement, "flagged": out.flagged,
+        })
+
+    def annotator_quality(self) -> dict[str, float]:
+        """Each annotator's estimated accuracy (the mean chance their labels are right)."""
+        out, names = self._consensus()
+        return {n: float(q) for n, q in zip(names, out.annotator_quality, strict=True)}
+
+    def _consensus(self) -> tuple[Any, list[str]]:
+        from .learn import consensus
+
+        names, ann = self.labels.annotations()
+        classes = np.array(sorted(self.labels.classes), np.int64)
+        if classes.size < 2:
+            raise ValueError("consensus needs labels in at least 2 classes")
+        cols = np.where(ann >= 0, np.searchsorted(classes, np.maximum(ann, 0)), -1)
+        return consensus(cols, self._model_prior(classes), n_classes=classes.size), names
+
+    def _model_prior(self, classes: np.ndarray) -> np.ndarray | None:
+        """(N, C) the model's probabilities in ``classes`` order: out-of-fold for the items
+        the last probe fit held out, the live prediction for unlabelled items, flat for
+        labelled items the model saw (their own labels must not vote twice)."""
+        with self._lock:
+            pred, fitted = self.predictions, self._issues_input
+        if pred is None:
+            return None
+        n, c = len(self.items), classes.size
+        prior = np.full((n, c), 1.0 / c)
+        have = np.isin(pred.classes, classes)
+        cols = np.searchsorted(classes, pred.classes[have])
+        free = self.labels.state.human < 0
+        prior[np.ix_(free, cols)] = pred.proba[np.ix_(free, np.flatnonzero(have))]
+        if fitted is not None:
+            _, probe_labels, oof = fitted  # oof: one row per item the probe learned from
+            rows = np.flatnonzero(probe_labels >= 0)
+            held = np.isfinite(oof).all(axis=1)
+            seen = rows[held]
+            oof = oof[held]
+            probe_classes = np.unique(probe_labels[rows])
+            ok = np.isin(probe_classes, classes)
+            if seen.size and ok.any():
+                prior[seen] = 1e-6
+                prior[np.ix_(seen, np.searchsorted(classes, probe_classes[ok]))] = \
+                    oof[:, np.flatnonzero(ok)]
+        prior = np.clip(prior, 1e-6, None)
+        return prior / prior.sum(axis=1, keepdims=True)
