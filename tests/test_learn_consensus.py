@@ -169,3 +169,31 @@ def test_a_project_with_three_annotators_gives_consensus_and_their_quality(tmp_p
     np.testing.assert_array_equal(ann_after[:, keep], ann_before[:, keep])
     for s in sessions.values():
         s.close()
+
+
+def test_labels_of_another_session_arrive_live(tmp_path):
+    # Two kernels on one project, two annotators: what one labels shows in the other within
+    # two seconds, without a refresh (the map recolours on the "labels" event).
+    import time
+
+    from workbench import Workbench
+
+    folder = tmp_path / "digits"
+    Workbench.demo(folder, background=False, layout="quick").close()
+    here = Workbench.open(folder, layout="quick", annotator="ann")
+    there = Workbench.open(folder, layout="quick", annotator="bob", background=False)
+    events = []
+    here.subscribe(events.append)
+    try:
+        there.labels.assign([0, 1, 2], "digit 0")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5 and not (here.labels.state.human[:3] >= 0).all():
+            time.sleep(0.05)
+        seconds = time.monotonic() - t0
+        assert (here.labels.state.human[:3] >= 0).all(), "the other session's labels never came"
+        assert seconds < 2.0, f"took {seconds:.2f} s"
+        assert "labels" in events
+        assert here.labels.classes[int(here.labels.state.human[0])] == "digit 0"
+    finally:
+        here.close()
+        there.close()

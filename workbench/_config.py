@@ -60,6 +60,7 @@ __all__ = [
     "LABEL_SOURCES",
     "LAYOUT_MIN_DIST",
     "LAYOUT_SEED",
+    "LIVE_POLL_SECONDS",
     "MACHINE_SOURCES",
     "MANY_CLASSES",
     "MAP_HEIGHT",
@@ -139,8 +140,7 @@ DEMO_DIGITS_SIZE = 64
 
 #: Seed for train/val splits in exports, so an export is reproducible unless asked otherwise.
 SPLIT_SEED = 0
-#: Seed of the probe's held-out folds (its choice of L2 and temperature): one seed per
-#: purpose, so changing how exports split never changes the models.
+#: Seed of the probe's held-out folds: one seed per purpose (export splits never move models).
 PROBE_FOLD_SEED = 0
 #: Seed of the held-out checks that choose the mix and fit the confidence calibrator.
 HELD_OUT_SEED = 0
@@ -296,9 +296,8 @@ MIX_WEIGHT_STEP = 0.25
 #: weights; above MIX_FOLDS_MAX_ITEMS items a single MIX_HOLDOUT_FRACTION is hidden instead
 #: (each propagation over a million items takes half a minute).
 MIX_FOLDS = 5
-#: The mix's temperature is searched on np.geomspace(*TEMPERATURE_GRID): 41 values from 1/4
-#: to 4. Bounded: held-out items no mix can get right pushed an open grid to its top (50),
-#: flattening every probability alike (issue 12).
+#: The mix's temperature grid, np.geomspace(*TEMPERATURE_GRID): bounded, as held-out items no
+#: mix can get right pushed an open grid to its top (50), flattening everything (issue 12).
 TEMPERATURE_GRID = (0.25, 4.0, 41)
 MIX_FOLDS_MAX_ITEMS = 200_000
 MIX_HOLDOUT_FRACTION = 0.2
@@ -365,8 +364,7 @@ MANY_CLASSES = 200
 #: (6 of them) stay ~150 MB at 100k items however many classes there are, and 64 columns
 #: already make each sparse product run near memory speed.
 PROPAGATION_BLOCK_COLUMNS = 64
-#: Rows of propagation scores turned into probabilities at a time (~2 MB of temporaries at
-#: 1,000 classes).
+#: Rows of propagation scores made probabilities at a time (~2 MB at 1,000 classes).
 NORMALISE_ROW_BLOCK = 256
 #: Rows the mix of models combines at a time: its float64 work arrays stay 8,192 x C (64 MB
 #: at 1,000 classes) instead of a whole (N, C) float64 table (800 MB at 100k x 1,000).
@@ -391,6 +389,8 @@ HELD_OUT_PROPAGATION_TOL = 1e-3
 #: adjudicator's queue.
 CONSENSUS_ADJUDICATE_BELOW = 0.7
 CONSENSUS_MAX_ITER = 50  # EM iterations (it settles in 10-30 on 10k items)
+#: How often a session looks for labels written by others (one indexed read of the log).
+LIVE_POLL_SECONDS = 0.5
 #: Exponents tried on the model's probabilities as each item's prior (0: annotators alone;
 #: the best predictor of held-out annotations wins). Above 1: a probe fitted on noisy
 #: majority labels learns their noise as doubt (subjectivity chose 2-4).

@@ -1,20 +1,51 @@
-"""Several annotators on one project: the consensus of their labels, weighed with the
-workbench's own model, and how good each annotator is (:mod:`workbench.learn.consensus`).
-The session mixes this in."""
+"""Several annotators on one project: their labels arriving live, the consensus of their
+labels weighed with the workbench's own model, and how good each annotator is
+(:mod:`workbench.learn.consensus`). The session mixes this in."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from ._config import LIVE_POLL_SECONDS
+
 __all__ = ["Team"]
+
+log = logging.getLogger("workbench.session")
 
 
 class Team:
-    """``consensus()`` and ``annotator_quality()``; needs ``labels``, ``items``,
-    ``predictions``, ``_lock`` and ``_issues_input`` of the session."""
+    """Live labels of others, ``consensus()`` and ``annotator_quality()``; needs
+    ``labels``, ``items``, ``predictions``, ``refresh``, ``_lock`` and ``_issues_input`` of
+    the session."""
+
+    def _start_live(self) -> None:
+        """Look for labels other sessions wrote (another kernel, another annotator) every
+        ``LIVE_POLL_SECONDS``, in a daemon thread: they show (recoloured, counted, retrained
+        on) without reopening. One indexed read of the log per look."""
+        self._live_stop = threading.Event()
+
+        def run() -> None:
+            while not self._live_stop.wait(LIVE_POLL_SECONDS):
+                try:
+                    self.refresh()
+                except Exception as e:  # a closed or busy store: look again later
+                    if self._live_stop.is_set():
+                        return
+                    log.warning("live labels: %s", e)
+
+        self._live_thread = threading.Thread(target=run, name="workbench-live", daemon=True)
+        self._live_thread.start()
+
+    def _stop_live(self) -> None:
+        stop = getattr(self, "_live_stop", None)
+        if stop is not None:
+            stop.set()
+            self._live_thread.join(timeout=5)
 
     def consensus(self) -> pl.DataFrame:
         """One row per item: ``id``, ``consensus`` (class name, null when nobody labelled it

@@ -137,6 +137,7 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
         self._layout_thread: threading.Thread | None = None
         if background:
             self._start_layout()
+            self._start_live()
         if self.labels.state.human.max(initial=-1) >= 0:
             self.retrain()
 
@@ -199,6 +200,7 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
             self._retrainer.wait(timeout)
 
     def close(self) -> None:
+        self._stop_live()
         if self._retrainer is not None:
             self._retrainer.close(wait=False)
         self.project.close()
