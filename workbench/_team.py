@@ -47,6 +47,21 @@ class Team:
             stop.set()
             self._live_thread.join(timeout=5)
 
+    def _training_labels(self) -> np.ndarray:
+        """(N,) the labels the models learn from: the human layer, or, once two or more
+        annotators have labels, their consensus (annotators alone: the model must not vote
+        on its own training labels) where anyone labelled."""
+        from .learn import consensus
+
+        names, ann = self.labels.annotations()
+        human = self.labels.state.human.copy()
+        classes = np.array(sorted(self.labels.classes), np.int64)
+        if len(names) < 2 or classes.size < 2:
+            return human
+        cols = np.where(ann >= 0, np.searchsorted(classes, np.maximum(ann, 0)), -1)
+        agreed = consensus(cols, n_classes=max(classes.size, 2)).label
+        return np.where(agreed >= 0, classes[np.clip(agreed, 0, None)], -1).astype(np.int64)
+
     def consensus(self) -> pl.DataFrame:
         """One row per item: ``id``, ``consensus`` (class name, null when nobody labelled it
         and there is no model), ``quality`` (the chance it is right), ``annotations``,

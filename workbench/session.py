@@ -183,8 +183,9 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
         return self._events.subscribe(callback)
 
     def retrain(self) -> None:
-        """Refit propagation and probe on the current human labels (in the background)."""
-        human = self.labels.state.human.copy()
+        """Refit propagation and probe on the current human labels (their consensus once
+        several annotators label), in the background."""
+        human = self._training_labels()
         if self._retrainer is None:
             self._publish_predictions(self._fit(human))
         else:

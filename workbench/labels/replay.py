@@ -152,8 +152,11 @@ class Replay:
         items, together with everyone's class actions (a merge or delete moves every
         annotator's labels): what ``a`` would see labelling alone.
         """
-        names = sorted({a.annotator for a in self.actions.values()
-                        if a.kind in ("assign", "remove") and a.source == "human"})
+        names = sorted({a.annotator for aid, a in self.actions.items()
+                        if a.kind in ("assign", "remove") and a.source == "human"
+                        and a.batch not in self.undone})
+        if len(names) <= 1:  # one annotator's labels are the human layer itself
+            return names, self.state.human.copy()[:, None][:, :len(names)]
         out = np.full((len(self.ids), len(names)), -1, np.int64)
         for j, name in enumerate(names):
             state = LabelState(len(self.ids))
