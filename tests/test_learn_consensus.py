@@ -229,3 +229,33 @@ def test_models_learn_the_consensus_of_several_annotators(tmp_path):
     solo.labels.assign_many([(first, "zero"), (ones, "one")])
     np.testing.assert_array_equal(solo._training_labels(), solo.labels.state.human)
     solo.close()
+
+
+def test_a_team_export_carries_the_consensus(tmp_path):
+    import polars as pl
+
+    from workbench import Workbench
+
+    folder = tmp_path / "digits"
+    Workbench.demo(folder, background=False, layout="quick").close()
+    a = Workbench.open(folder, background=False, layout="quick", annotator="ann")
+    b = Workbench.open(folder, background=False, layout="quick", annotator="bob")
+    y = np.array([int(v) for v in a.items["truth"]])
+    zeros, ones = np.flatnonzero(y == 0)[:30], np.flatnonzero(y == 1)[:30]
+    a.labels.assign_many([(zeros, "zero"), (ones, "one")])
+    b.labels.assign_many([(zeros[:20], "zero"), (ones[:10], "zero")])  # bob is wrong on 10
+    a.refresh()
+    out = pl.read_csv(a.export(tmp_path / "team.csv"))
+    assert {"consensus", "consensus_quality", "annotations", "agreement"} <= set(out.columns)
+    table = a.consensus().filter(pl.col("annotations") > 0)
+    merged = out.join(table, on="id")
+    assert (merged["consensus"] == merged["consensus_right"]).all()
+    both = merged.filter(pl.col("annotations") == 2)
+    assert both.height == 30 and set(both["agreement"].to_list()) <= {0.5, 1.0}
+    # the same rows from the command line
+    from workbench.cli import main
+
+    a.close()
+    b.close()
+    assert main(["export", str(folder), str(tmp_path / "cli.csv")]) == 0
+    assert pl.read_csv(tmp_path / "cli.csv").equals(out)

@@ -234,10 +234,15 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
                     estimate = compute()
             except Exception as e:  # the export is still worth having without it
                 log.warning("export: no accuracy estimate (%s)", e)
+        team = None  # several annotators: their consensus beside each row of a table
+        if (_is_table(path, format) and len(self.labels.annotations()[0]) >= 2
+                and len(self.labels.classes) >= 2):
+            team = self.consensus()
         return export_project(
             self.project, path, format=format, include=include,
             min_confidence=min_confidence, predictions=self.predictions, estimate=estimate,
-            overwrite=overwrite, csv_safe=csv_safe, mode=mode, split=split, seed=seed)
+            overwrite=overwrite, csv_safe=csv_safe, mode=mode, split=split, seed=seed,
+            consensus=team)
 
     def show(self):
         """The notebook widget over this session."""
@@ -301,3 +306,13 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
         return fit_models(human, vectors=self.vectors, graph=self.graph,
                           spreader=self._spreader, map_models=self._map_models,
                           groups=self._cluster_ids, device=self.device)
+
+
+def _is_table(path: str | os.PathLike[str], format: str | None) -> bool:
+    from .export import ExportError
+    from .export.options import TABLE_FORMATS, format_for
+
+    try:
+        return format_for(path, format) in TABLE_FORMATS
+    except ExportError:  # export_project says what is wrong
+        return False

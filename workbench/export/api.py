@@ -6,14 +6,24 @@ the older one-format functions kept beside it (:func:`export_table`,
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
+
+import polars as pl
 
 from .._config import EXPORT_CSV_SAFE, SPLIT_SEED
 from .hf import hf_dataset, write_hf
 from .imagefolder import write_imagefolder
 from .metadata import metadata
-from .options import TABLE_FORMATS, ExportError, check_include, format_for, warn_unused
+from .options import (
+    TABLE_FORMATS,
+    ExportError,
+    ExportWarning,
+    check_include,
+    format_for,
+    warn_unused,
+)
 from .rows import labelled_table
 from .table import write_table
 from .target import check_target
@@ -35,6 +45,7 @@ def export_project(
     mode: str | None = None,
     split: float | None = None,
     seed: int | None = None,
+    consensus: Any = None,
 ) -> Path:
     """Export the labels of ``project`` to ``path``; return the path written (resolved).
 
@@ -49,6 +60,10 @@ def export_project(
     split : ImageFolder only: fraction of each class put in ``val/`` (stratified, seeded);
         None (default) for no split.
     seed : ImageFolder only: seed of the split; default ``SPLIT_SEED``.
+    consensus : several annotators' consensus, one row per item (``Workbench.consensus()``:
+        ``id``, ``consensus``, ``quality``, ``annotations``, ``agreement``); table formats
+        gain the columns ``consensus``, ``consensus_quality``, ``annotations`` and
+        ``agreement`` for each exported row.
 
     Options that do nothing in the chosen combination raise an :class:`ExportWarning`.
     """
@@ -67,7 +82,14 @@ def export_project(
                           predictions=predictions)
     meta = metadata(project, rows, fmt=fmt, include=include, min_confidence=min_confidence,
                     predictions=predictions, estimate=estimate)
+    if consensus is not None and fmt not in TABLE_FORMATS:
+        warnings.warn(f"consensus columns go into table exports only, not {fmt}",
+                      ExportWarning, stacklevel=2)
     if fmt in TABLE_FORMATS:
+        if consensus is not None:
+            rows = rows.join(consensus.select(
+                "id", "consensus", pl.col("quality").alias("consensus_quality"),
+                "annotations", "agreement"), on="id", how="left")
         meta["csv_safe"] = bool(csv_safe) if fmt in ("csv", "tsv") else None
         return write_table(rows, target, fmt, meta, overwrite=overwrite, csv_safe=csv_safe)
     if fmt == "imagefolder":
