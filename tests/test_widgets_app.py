@@ -437,3 +437,27 @@ def test_bad_traits_from_the_browser_leave_the_app_working(app):
     browser_says(app.map, {"type": "label_key", "key": 1})
     assert app.labels[8] == "one"
     assert app.map.codes("human")[[5, 6, 8]].min() > 0  # the map still updates
+
+
+def test_disagreements_queue_and_annotator_in_the_status(app):
+    # Two annotators disagree on some items: the "disagreements" button selects them, the
+    # least sure consensus first; the status line says who is labelling here.
+    wb = app.session
+    folder = wb.project.path
+    y = np.array([int(v) for v in wb.items["truth"]])
+    zeros, ones = np.flatnonzero(y == 0)[:30], np.flatnonzero(y == 1)[:30]
+    wb.labels.assign_many([(zeros, "zero"), (ones, "one")])
+    other = Workbench.open(folder, background=False, layout="quick", annotator="bob")
+    other.labels.assign_many([(zeros[:20], "zero"), (ones[:12], "zero")])
+    other.close()
+    wb.refresh()
+    app.refresh()
+    assert f"annotator: {wb.labels.annotator}" in app.panel.status.value
+    app.panel.queue_disagreements.click()
+    picked = app.selection
+    table = wb.consensus()
+    assert set(picked) == set(ones[:12])  # the items the two labelled differently
+    assert not table["flagged"].to_numpy()[picked].any()  # their consensus is sure anyway
+    quality = table["quality"].to_numpy()
+    assert np.all(np.diff(quality[picked]) >= 0)  # least sure first
+    assert app.gallery.title.startswith("Disagreements: 12 items")

@@ -158,11 +158,12 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
 
     @property
     def status(self) -> dict[str, Any]:
-        """What is running, on which device, and the probe's held-out accuracy."""
+        """What is running, on which device, who labels, and the probe's held-out accuracy."""
         with self._lock:
             return {
                 "running": sorted(self._running),
                 "device": self.device,
+                "annotator": self.labels.annotator,
                 "probe_accuracy": self.probe_accuracy,
                 "message": self.message,
             }

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from .._config import GALLERY_PAGE_SIZE
 from ._contract import SessionView
 
 if TYPE_CHECKING:
@@ -43,6 +46,7 @@ BUTTONS = {
     "label_cluster": "label_cluster",
     "queue_next": "queue_next",
     "queue_errors": "queue_errors",
+    "queue_disagreements": "queue_disagreements",
     "clear": "clear_selection",
     "export": "export",
     "accept": "accept_predictions",
@@ -77,6 +81,7 @@ class AppControls:
             "label_cluster": self.label_cluster,
             "queue_next": self.queue_next,
             "queue_errors": self.queue_errors,
+            "queue_disagreements": self.queue_disagreements,
             "clear_selection": self.clear_selection,
             "export": self.export,
             "accept_predictions": self.accept_predictions,
@@ -195,6 +200,18 @@ class AppControls:
 
     def queue_errors(self, action: dict[str, Any]) -> None:
         self.app.show_queue("errors")
+
+    def queue_disagreements(self, action: dict[str, Any]) -> None:
+        """Select the items an adjudicator should look at: conflicting labels, or a
+        consensus unlikely to be right (flagged), the least sure consensus first."""
+        import polars as pl
+
+        table = self.session.consensus().with_row_index("position")
+        worst = table.filter(pl.col("flagged") | (pl.col("agreement") < 1)).sort("quality")
+        items = worst["position"].to_numpy().astype(np.int64)[:GALLERY_PAGE_SIZE]
+        self.app.view.title = (f"Disagreements: {worst.height} items, the least sure "
+                               "consensus first" if worst.height else "Disagreements: none")
+        self.app.selection = items
 
     def clear_selection(self, action: dict[str, Any]) -> None:
         self.app.selection = []

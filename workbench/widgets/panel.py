@@ -29,7 +29,7 @@ def format_status(
 
     Parameters
     ----------
-    status : ``Workbench.status`` (``running``, ``device``, ``message``); its probe
+    status : ``Workbench.status`` (``running``, ``device``, ``annotator``, ``message``); its probe
         accuracy is never shown (it is measured on the human labels, not on the items).
     estimate : ``Workbench.estimate()``: ``{"accuracy", "low", "high"}`` fractions, or None
         (then no accuracy figure at all).
@@ -41,6 +41,8 @@ def format_status(
     jobs = [*map(str, s.get("running") or []), *running]
     parts = [f"running: {', '.join(jobs)}" if jobs else "idle"]
     parts.append(f"device: {s.get('device', 'cpu')}")
+    if s.get("annotator"):
+        parts.append(f"annotator: {s['annotator']}")
     accuracy = _accuracy_text(estimate)
     if accuracy:
         parts.append(accuracy)
@@ -79,7 +81,8 @@ class ControlPanel(w.VBox):
     (Dropdown of classes), ``label_picked``, ``create``, ``rename``, ``merge``, ``delete``, ``unlabel``,
     ``undo``, ``redo``, ``label_buttons`` (HBox, one button per class), ``query``,
     ``search``, ``more_like_this``, ``cluster_pick``, ``select_cluster``,
-    ``label_cluster``, ``queue_next``, ``queue_errors``, ``clear``, ``accept``, ``export``,
+    ``label_cluster``, ``queue_next``, ``queue_errors``, ``queue_disagreements``, ``clear``,
+    ``accept``, ``export``,
     ``status`` (Label), ``error`` (Label).
     """
 
@@ -108,6 +111,8 @@ class ControlPanel(w.VBox):
         self.queue_next = _button(
             "label next", "the cluster core, or the page of items, worth labelling next")
         self.queue_errors = _button("suspected errors", "human labels that look wrong")
+        self.queue_disagreements = _button(
+            "disagreements", "items the annotators disagree on, least sure consensus first")
         self.clear = _button("clear selection")
         self.export = _button("export", "write <project>-labels.parquet beside the project folder")
         self.accept = _button("accept predictions",
@@ -122,8 +127,8 @@ class ControlPanel(w.VBox):
                 w.HBox([self.label_buttons, self.unlabel, self.undo, self.redo]),
                 w.HBox([self.query, self.search, self.more_like_this, self.cluster_pick,
                         self.select_cluster, self.label_cluster]),
-                w.HBox([self.queue_next, self.queue_errors, self.clear, self.accept,
-                        self.export]),
+                w.HBox([self.queue_next, self.queue_errors, self.queue_disagreements,
+                        self.clear, self.accept, self.export]),
                 self.status,
                 self.error,
             ]
