@@ -197,3 +197,22 @@ def test_file_size_limit_at_commit_surfaces_the_real_cause(tmp_path):
     store = LabelStore(path, [f"item-{i:06d}-padding-to-make-rows-bigger" for i in range(20000)])
     assert current(store)[:3] == ["x", "x", None] and store.log.last_id() == 2
     store.close()
+
+
+def test_a_label_log_on_a_network_file_system_is_warned_about(tmp_path, monkeypatch):
+    # SQLite's locks are unreliable over NFS/SMB: opening a label log there says so.
+    from workbench import _files
+    from workbench.labels import EventLog
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"/dev/sda1 / ext4 rw 0 0\nserver:/export {tmp_path} nfs4 rw 0 0\n")
+    assert _files.filesystem_type(tmp_path / "p" / "labels.sqlite", str(mounts)) == "nfs4"
+    assert _files.filesystem_type("/usr", str(mounts)) == "ext4"
+    assert _files.on_network_filesystem(tmp_path, str(mounts))
+    assert not _files.on_network_filesystem("/usr", str(mounts))
+    assert _files.filesystem_type(tmp_path, str(tmp_path / "missing")) is None
+    real = _files.on_network_filesystem
+    monkeypatch.setattr("workbench.labels.store.on_network_filesystem",
+                        lambda p: real(p, str(mounts)))
+    with pytest.warns(UserWarning, match="network file system"):
+        EventLog(tmp_path / "labels.sqlite").close()

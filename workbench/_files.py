@@ -30,9 +30,11 @@ __all__ = [
     "DamagedFile",
     "atomic_write",
     "file_sha256",
+    "filesystem_type",
     "fsync_dir",
     "load_cached",
     "load_npy",
+    "on_network_filesystem",
     "read_meta",
     "save_cached",
     "save_npy",
@@ -199,3 +201,36 @@ def save_cached(what: str, path: Path, save: Callable[[], Any]) -> None:
     except OSError as e:
         log.warning("could not save the %s cache %s (%s); it will be rebuilt next time",
                     what, path, e)
+
+
+#: File systems where SQLite's locks (and so its crash safety between two writers) are
+#: unreliable: network and FUSE-remote mounts.
+NETWORK_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "afs", "9p", "ceph", "glusterfs", "lustre",
+    "gpfs", "beegfs", "fuse.sshfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.rclone", "davfs",
+})
+
+
+def filesystem_type(path: str | os.PathLike[str], mounts: str = "/proc/mounts") -> str | None:
+    """The type of the file system holding ``path`` (the longest matching mount point in
+    ``mounts``), or None where that cannot be read (not Linux)."""
+    try:
+        lines = Path(mounts).read_text().splitlines()
+    except OSError:
+        return None
+    target = str(Path(path).resolve())
+    best, kind = "", None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def on_network_filesystem(path: str | os.PathLike[str], mounts: str = "/proc/mounts") -> bool:
+    """True when ``path`` lies on a network file system (:data:`NETWORK_FILESYSTEMS`)."""
+    return filesystem_type(path, mounts) in NETWORK_FILESYSTEMS

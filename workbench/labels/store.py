@@ -17,12 +17,13 @@ import sqlite3
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from .._config import LABEL_SOURCES, SQLITE_BUSY_TIMEOUT_MS
-from .._files import atomic_write
+from .._files import atomic_write, on_network_filesystem
 from .schema import (
     ACTION_KINDS,
     RESTORE_HINT,
@@ -105,6 +106,10 @@ class EventLog:
                 f"the label log {self.path} is empty (0 bytes): it was truncated or never "
                 f"written; {RESTORE_HINT}"
             )
+        if on_network_filesystem(self.path.parent):
+            warnings.warn(f"the label log {self.path} is on a network file system, where "
+                          "SQLite's locks are unreliable: two writers can corrupt it. Keep "
+                          "the project on a local disk.", UserWarning, stacklevel=2)
         if read_only or not create:
             # A URI with mode=ro / mode=rw never creates the file, even if it vanishes
             # between the check above and here.
