@@ -259,3 +259,35 @@ def test_a_team_export_carries_the_consensus(tmp_path):
     b.close()
     assert main(["export", str(folder), str(tmp_path / "cli.csv")]) == 0
     assert pl.read_csv(tmp_path / "cli.csv").equals(out)
+
+
+def test_two_annotations_per_item_serve_each_annotator_what_still_needs_them(tmp_path):
+    from workbench import Workbench
+
+    folder = tmp_path / "digits"
+    Workbench.demo(folder, background=False, layout="quick").close()
+    ann = Workbench.open(folder, background=False, layout="quick", annotator="ann")
+    assert ann.annotations_per_item == 1
+    with pytest.raises(ValueError, match="whole number"):
+        ann.annotations_per_item = 0
+    ann.annotations_per_item = 2
+    y = np.array([int(v) for v in ann.items["truth"]])
+    rng = np.random.default_rng(0)
+    mine = rng.choice(y.size, 600, replace=False)
+    ann.labels.assign_many([(mine[y[mine] == d], f"digit {d}") for d in range(10)])
+    ann.retrain()
+    bob = Workbench.open(folder, background=False, layout="quick", annotator="bob")
+    assert bob.annotations_per_item == 2  # a project setting, kept in workbench.json
+    pages_bob = bob.suggestions(50)
+    pages_ann = ann.suggestions(50)
+    assert not np.isin(pages_ann, mine).any()  # never what ann labelled already
+    assert np.isin(pages_bob, mine).any()  # ann's items still need bob's label
+    bob.labels.assign_many([(pages_bob[y[pages_bob] == d], f"digit {d}") for d in range(10)])
+    bob.refresh()
+    again = bob.suggestions(50)
+    assert not np.isin(again, pages_bob).any()  # never what bob labelled
+    # with one annotation per item, labelled items are done for everyone
+    bob.annotations_per_item = 1
+    assert not np.isin(bob.suggestions(50), mine).any()
+    ann.close()
+    bob.close()

@@ -129,7 +129,7 @@ class Queues:
         """Items to label next: uncertain and diverse; before any model, uncovered clusters."""
         from .learn import cluster_coverage_batch, suggest_batch
 
-        human = self.labels.state.human
+        human = self._queue_labels()  # with k annotations per item, what still needs mine
         if self.predictions is None:
             return cluster_coverage_batch(self.clusters, human, batch_size=n)
         return suggest_batch(self.predictions, self.vectors, human, batch_size=n)

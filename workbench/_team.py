@@ -19,9 +19,9 @@ log = logging.getLogger("workbench.session")
 
 
 class Team:
-    """Live labels of others, ``consensus()`` and ``annotator_quality()``; needs
-    ``labels``, ``items``, ``predictions``, ``refresh``, ``_lock`` and ``_issues_input`` of
-    the session."""
+    """Live labels of others, ``annotations_per_item``, ``consensus()`` and
+    ``annotator_quality()``; needs ``project``, ``labels``, ``items``, ``predictions``,
+    ``refresh``, ``_lock`` and ``_issues_input`` of the session."""
 
     def _start_live(self) -> None:
         """Look for labels other sessions wrote (another kernel, another annotator) every
@@ -46,6 +46,32 @@ class Team:
         if stop is not None:
             stop.set()
             self._live_thread.join(timeout=5)
+
+    @property
+    def annotations_per_item(self) -> int:
+        """How many annotators should label each item (a project setting, default 1):
+        above 1, "label next" serves each annotator the items that still need their
+        label, including items others labelled already, never one they labelled."""
+        return int(self.project.meta.get("annotations_per_item", 1))
+
+    @annotations_per_item.setter
+    def annotations_per_item(self, k: int) -> None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"annotations_per_item must be a whole number >= 1, not {k!r}")
+        self.project.set_setting("annotations_per_item", int(k))
+
+    def _queue_labels(self) -> np.ndarray:
+        """(N,) the labels the queues treat as done: the human layer, but with k > 1
+        annotations per item, an item still needing this annotator's label counts as free."""
+        human = self.labels.state.human
+        k = self.annotations_per_item
+        if k <= 1:
+            return human
+        names, ann = self.labels.annotations()
+        mine = (ann[:, names.index(self.labels.annotator)] >= 0 if self.labels.annotator
+                in names else np.zeros(human.size, bool))
+        need = ((ann >= 0).sum(axis=1) < k) & ~mine
+        return np.where(need, -1, human)
 
     def _training_labels(self) -> np.ndarray:
         """(N,) the labels the models learn from: the human layer, or, once two or more

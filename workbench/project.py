@@ -30,6 +30,7 @@ their checks on opening are in :mod:`workbench.project_files`, the all-or-nothin
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -42,7 +43,7 @@ import numpy as np
 import polars as pl
 
 from ._config import PROJECT_FILE, PROJECT_FORMAT_VERSION, STAGING_PREFIX
-from ._files import save_npy
+from ._files import atomic_write, save_npy
 from .items import LoadReport, demo_digits, digits_pixels
 from .labels import LabelStore
 from .labels.store import LabelLogError
@@ -271,6 +272,15 @@ class Project:
             f"re-embed the items with `workbench embed {self.path} --model {spec}`, which "
             "writes vectors.npy again (vectors already computed come from the cache)"
         )
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store one JSON-able setting in ``workbench.json`` (rewritten whole, atomically)."""
+        if self.read_only:
+            raise ProjectError(f"project {str(self.path)!r} is open read-only")
+        meta = {**read_project_file(self.path / PROJECT_FILE), key: value}
+        atomic_write(self.path / PROJECT_FILE,
+                     lambda p: Path(p).write_text(json.dumps(meta, indent=1) + "\n"))
+        self.meta = meta
 
     def close(self) -> None:
         self.labels.close()
