@@ -158,6 +158,11 @@ def test_a_project_with_three_annotators_gives_consensus_and_their_quality(tmp_p
     last = np.array([names.get(int(c), "") for c in last_writer])
     assert right[labelled].mean() > 0.95
     assert right[labelled].mean() > (last == np.array([f"digit {d}" for d in y]))[labelled].mean()
+    long = first.annotations()
+    assert long.columns == ["id", "annotator", "label"]
+    assert long.height == int((first.labels.annotations()[1] >= 0).sum())
+    cy = long.filter(long["annotator"] == "cy")
+    assert cy.height == int((first.labels.annotations()[1][:, 2] >= 0).sum())
     # one annotator's undo takes back their labels only
     names_before, ann_before = first.labels.annotations()
     assert sessions["bob"].labels.undo()

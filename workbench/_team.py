@@ -104,6 +104,19 @@ class Team:
             "agreement": out.agreement, "flagged": out.flagged,
         })
 
+    def annotations(self) -> pl.DataFrame:
+        """Every annotator's own current labels, one row per annotation: ``id``,
+        ``annotator``, ``label`` (the long table a crowd-labelling tool reads)."""
+        names, ann = self.labels.annotations()
+        rows, cols = np.nonzero(ann >= 0)
+        classes = self.labels.classes
+        ids = self.items["id"].to_numpy()
+        return pl.DataFrame({
+            "id": pl.Series(ids[rows], dtype=pl.String),
+            "annotator": pl.Series([names[c] for c in cols], dtype=pl.String),
+            "label": pl.Series([classes[int(k)] for k in ann[rows, cols]], dtype=pl.String),
+        })
+
     def annotator_quality(self) -> dict[str, float]:
         """Each annotator's estimated accuracy (the mean chance their labels are right)."""
         out, names = self._consensus()
