@@ -238,16 +238,21 @@ def _held_out_loglik(lab: np.ndarray, c: int, post: np.ndarray, conf: np.ndarray
     return float(np.log(np.clip(p_said, 1e-12, None)).mean())
 
 
-def fleiss_kappa(labels: np.ndarray, n_classes: int | None = None) -> float:
-    """Fleiss' kappa over the items with 2+ labels (any number of raters per item, as in
-    Fleiss 1971 generalised to unequal counts)."""
+def _shared_units(labels: np.ndarray, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(U, C) label counts and (U,) label totals of the items with 2+ labels."""
     lab, c = _check(labels, n_classes, None)
     counts = _counts(lab, c)
     m = counts.sum(axis=1)
     keep = m >= 2
-    if not keep.any():
+    return counts[keep], m[keep]
+
+
+def fleiss_kappa(labels: np.ndarray, n_classes: int | None = None) -> float:
+    """Fleiss' kappa over the items with 2+ labels (any number of raters per item, as in
+    Fleiss 1971 generalised to unequal counts)."""
+    counts, m = _shared_units(labels, n_classes)
+    if m.size == 0:
         return float("nan")
-    counts, m = counts[keep], m[keep]
     p_i = ((counts * (counts - 1)).sum(axis=1)) / (m * (m - 1))
     p_bar = float(p_i.mean())
     p_j = counts.sum(axis=0) / m.sum()
@@ -257,13 +262,10 @@ def fleiss_kappa(labels: np.ndarray, n_classes: int | None = None) -> float:
 
 def krippendorff_alpha(labels: np.ndarray, n_classes: int | None = None) -> float:
     """Krippendorff's alpha for nominal data (units with 2+ labels)."""
-    lab, c = _check(labels, n_classes, None)
-    counts = _counts(lab, c)
-    m = counts.sum(axis=1)
-    keep = m >= 2
-    if not keep.any():
+    counts, m = _shared_units(labels, n_classes)
+    if m.size == 0:
         return float("nan")
-    counts, m = counts[keep], m[keep]
+    c = counts.shape[1]
     # coincidence matrix o[k, l] = sum_u n_uk (n_ul - [k = l]) / (m_u - 1)
     o = (counts[:, :, None] * counts[:, None, :]
          - np.einsum("uk,kl->ukl", counts, np.eye(c))) / (m - 1)[:, None, None]
