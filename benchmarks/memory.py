@@ -170,6 +170,7 @@ def retrain_run(args: argparse.Namespace) -> dict:
     """
     from workbench import Workbench
     from workbench.items import from_vectors
+    from workbench.learn import expected_calibration_error
 
     res: dict = {"classes": args.centres, "n": args.n, "dim": args.dim,
                  "labels": args.labels}
@@ -216,7 +217,7 @@ def retrain_run(args: argparse.Namespace) -> dict:
         conf = combined.confidence[rest]
         right = combined.label[rest] == y[rest]
         res["mean_confidence"] = float(conf.mean())
-        res["confidence_ece"] = expected_calibration_error(conf, right)
+        res["confidence_ece"] = float(expected_calibration_error(conf, right))
     res["peak_rss_bytes"] = peak_rss()
     res["raw_vector_bytes"] = int(args.n * args.dim * 4)
     print(f"{args.centres} classes: retrain {res['retrain_seconds']:.1f}s, retrain peak "
@@ -224,12 +225,6 @@ def retrain_run(args: argparse.Namespace) -> dict:
           f"{res['mixed_accuracy']:.4f}", flush=True)
     print(json.dumps(res))
     return res
-
-
-def expected_calibration_error(conf: np.ndarray, right: np.ndarray) -> float:
-    from workbench.learn import expected_calibration_error as ece
-
-    return float(ece(conf, right))
 
 
 def compare_classes(args: argparse.Namespace) -> dict:

@@ -153,3 +153,16 @@ def accept_kernel_dialog(page, *, wait_ms: int = 3000) -> None:
         return
     button.click()
     page.locator(".jp-Dialog").wait_for(state="detached", timeout=10_000)
+
+
+def lasso(page, box, *, frac=(0.30, 0.30, 0.70, 0.70)) -> None:
+    """Shift+drag a closed loop over the part ``frac`` (x0, y0, x1, y1) of the map ``box``."""
+    x0, y0 = box["x"] + box["width"] * frac[0], box["y"] + box["height"] * frac[1]
+    x1, y1 = box["x"] + box["width"] * frac[2], box["y"] + box["height"] * frac[3]
+    page.keyboard.down("Shift")
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 2)):
+        page.mouse.move(x, y, steps=12)
+    page.mouse.up()
+    page.keyboard.up("Shift")

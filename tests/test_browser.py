@@ -27,6 +27,7 @@ from browser_conftest import (
     CHROMIUM_ARGS,
     chromium_missing_reason,
     jupyter_lab,
+    lasso,
     run_all_cells,
 )
 
@@ -104,19 +105,6 @@ def _map_box(page):
     return canvas.bounding_box()
 
 
-def _lasso(page, box, *, frac=(0.30, 0.30, 0.70, 0.70)):
-    """Shift+drag a closed loop over the middle of the map."""
-    x0, y0 = box["x"] + box["width"] * frac[0], box["y"] + box["height"] * frac[1]
-    x1, y1 = box["x"] + box["width"] * frac[2], box["y"] + box["height"] * frac[3]
-    page.keyboard.down("Shift")
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 2)):
-        page.mouse.move(x, y, steps=12)
-    page.mouse.up()
-    page.keyboard.up("Shift")
-
-
 def _selected(page) -> int:
     text = page.locator(".wb-map .wb-selcount").first.inner_text()
     return int(text.split()[0])
@@ -173,7 +161,7 @@ def test_lasso_and_number_key_write_labels_to_the_log(page, lab):
         timeout=20_000)
     box = _map_box(page)
     # the lower middle of the map: part of the digits, not all of them
-    _lasso(page, box, frac=(0.40, 0.70, 0.56, 0.95))
+    lasso(page, box, frac=(0.40, 0.70, 0.56, 0.95))
     n = _wait_selected(page)
     assert n > 0, "the lasso selected nothing"
     # the selection reached Python: the gallery lists it
@@ -244,7 +232,7 @@ def test_class_name_with_html_is_shown_as_text(page, lab):
     assert legend.inner_text() == XSS
     # label a few points with it, so it also shows on gallery cards
     box = _map_box(page)
-    _lasso(page, box, frac=(0.45, 0.45, 0.55, 0.55))
+    lasso(page, box, frac=(0.45, 0.45, 0.55, 0.55))
     if _wait_selected(page) > 0:
         rows = page.locator(".wb-map .wb-legend-row")
         key = next(i + 1 for i in range(rows.count())

@@ -19,6 +19,7 @@ from browser_conftest import (
     CHROMIUM_ARGS,
     chromium_missing_reason,
     jupyter_lab,
+    lasso,
     run_all_cells,
 )
 
@@ -58,16 +59,7 @@ def lasso_and_key(page, key: str, frac) -> None:
     canvas = page.locator(".wb-map canvas").first
     canvas.scroll_into_view_if_needed()
     page.wait_for_timeout(300)
-    box = canvas.bounding_box()
-    x0, y0 = box["x"] + box["width"] * frac[0], box["y"] + box["height"] * frac[1]
-    x1, y1 = box["x"] + box["width"] * frac[2], box["y"] + box["height"] * frac[3]
-    page.keyboard.down("Shift")
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 2)):
-        page.mouse.move(x, y, steps=12)
-    page.mouse.up()
-    page.keyboard.up("Shift")
+    lasso(page, canvas.bounding_box(), frac=frac)
     page.wait_for_function(
         "() => !document.querySelector('.wb-map .wb-selcount').textContent.startsWith('0 ')",
         timeout=20_000)

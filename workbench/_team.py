@@ -79,13 +79,10 @@ class Team:
         on its own training labels) where anyone labelled."""
         from .learn import consensus
 
-        names, ann = self.labels.annotations()
-        human = self.labels.state.human.copy()
-        classes = np.array(sorted(self.labels.classes), np.int64)
+        names, cols, classes = self._annotation_columns()
         if len(names) < 2 or classes.size < 2:
-            return human
-        cols = np.where(ann >= 0, np.searchsorted(classes, np.maximum(ann, 0)), -1)
-        agreed = consensus(cols, n_classes=max(classes.size, 2)).label
+            return self.labels.state.human.copy()
+        agreed = consensus(cols, n_classes=classes.size).label
         return np.where(agreed >= 0, classes[np.clip(agreed, 0, None)], -1).astype(np.int64)
 
     def consensus(self) -> pl.DataFrame:
@@ -95,7 +92,16 @@ class Team:
         ``flagged`` (worth an adjudicator's look), from every annotator's own labels and the
         model's out-of-fold probabilities (see :func:`workbench.learn.consensus.consensus`).
         """
-        out, _ = self._consensus()
+        return self._consensus_table(self._consensus()[0])
+
+    def _team_consensus(self) -> pl.DataFrame | None:
+        """:meth:`consensus` when two or more annotators have labels, else None."""
+        columns = self._annotation_columns()
+        if len(columns[0]) < 2 or columns[2].size < 2:
+            return None
+        return self._consensus_table(self._consensus(columns)[0])
+
+    def _consensus_table(self, out: Any) -> pl.DataFrame:
         classes = sorted(self.labels.classes)
         label = [None if k < 0 else self.labels.classes[classes[k]] for k in out.label]
         return pl.DataFrame({
@@ -122,14 +128,20 @@ class Team:
         out, names = self._consensus()
         return {n: float(q) for n, q in zip(names, out.annotator_quality, strict=True)}
 
-    def _consensus(self) -> tuple[Any, list[str]]:
-        from .learn import consensus
-
+    def _annotation_columns(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Annotator names, their (N, A) labels as class columns (-1: none) and the (C,)
+        class ids in column order."""
         names, ann = self.labels.annotations()
         classes = np.array(sorted(self.labels.classes), np.int64)
+        cols = np.where(ann >= 0, np.searchsorted(classes, np.maximum(ann, 0)), -1)
+        return names, cols, classes
+
+    def _consensus(self, columns: tuple | None = None) -> tuple[Any, list[str]]:
+        from .learn import consensus
+
+        names, cols, classes = columns or self._annotation_columns()
         if classes.size < 2:
             raise ValueError("consensus needs labels in at least 2 classes")
-        cols = np.where(ann >= 0, np.searchsorted(classes, np.maximum(ann, 0)), -1)
         return consensus(cols, self._model_prior(classes), n_classes=classes.size), names
 
     def _model_prior(self, classes: np.ndarray) -> np.ndarray | None:

@@ -235,10 +235,8 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
                     estimate = compute()
             except Exception as e:  # the export is still worth having without it
                 log.warning("export: no accuracy estimate (%s)", e)
-        team = None  # several annotators: their consensus beside each row of a table
-        if (_is_table(path, format) and len(self.labels.annotations()[0]) >= 2
-                and len(self.labels.classes) >= 2):
-            team = self.consensus()
+        # several annotators: their consensus beside each row of a table
+        team = self._team_consensus() if _is_table(path, format) else None
         return export_project(
             self.project, path, format=format, include=include,
             min_confidence=min_confidence, predictions=self.predictions, estimate=estimate,
