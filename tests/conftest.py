@@ -35,13 +35,24 @@ def image_folder(tmp_path):
     return root
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_at(request, tmp_path):
+    """Where a label log lives, once on each store: an SQLite file in ``tmp_path``, and an
+    empty schema on a real PostgreSQL server started for the test run (``_postgres``)."""
+    if request.param == "sqlite":
+        return tmp_path / "labels.sqlite"
+    import _postgres
+
+    return _postgres.fresh_url()
+
+
 @pytest.fixture
-def store(tmp_path):
-    """A label store of ten items (``_labels.IDS``) for annotator "ann"."""
+def store(log_at):
+    """A label store of ten items (``_labels.IDS``) for annotator "ann", on each store."""
     from _labels import IDS
 
     from workbench.labels import LabelStore
 
-    s = LabelStore(tmp_path / "labels.sqlite", IDS, annotator="ann")
+    s = LabelStore(log_at, IDS, annotator="ann")
     yield s
     s.close()

@@ -1,7 +1,8 @@
 """SIGKILL a writer in the middle of a stream of actions: every action that returned is kept.
 
-The writer is a real child process writing to a real SQLite file; the parent reads its
-acknowledgements and kills it with SIGKILL (no cleanup, no atexit, no flush).
+The writer is a real child process writing to a real SQLite file, or to a real PostgreSQL
+server (its open transaction dies with it); the parent reads its acknowledgements and kills
+it with SIGKILL (no cleanup, no atexit, no flush).
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def _random_case(seed: int) -> tuple[list[str], int]:
      *(_random_case(seed) for seed in range(4))],
     ids=["labels", "undo-redo", *(f"random-{seed}" for seed in range(4))],
 )
-def test_sigkill_mid_stream_keeps_every_returned_action(tmp_path, ops, kill_after):
-    db = tmp_path / "labels.sqlite"
+def test_sigkill_mid_stream_keeps_every_returned_action(tmp_path, log_at, ops, kill_after):
+    db = log_at
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     child = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(db), ",".join(ops)],

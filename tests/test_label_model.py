@@ -61,11 +61,23 @@ class Model:
         return [self.human.get(i, self.machine.get(i)) for i in range(N)]
 
 
+def log_target(folder: Path, kind: str):
+    """An SQLite file in ``folder``, or a fresh schema on the tests' PostgreSQL server."""
+    if kind == "sqlite":
+        return folder / "l.sqlite"
+    import _postgres
+
+    return _postgres.fresh_url()
+
+
 class LabelLogMachine(RuleBasedStateMachine):
+    store_kind = "sqlite"
+
     @initialize()
     def setup(self) -> None:
         self.dir = Path(tempfile.mkdtemp())
-        self.store = LabelStore(self.dir / "l.sqlite", IDS)
+        self.target = log_target(self.dir, self.store_kind)
+        self.store = LabelStore(self.target, IDS)
         self.model = Model()
 
     def teardown(self) -> None:
@@ -161,7 +173,7 @@ class LabelLogMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self):
         self.store.close()
-        self.store = LabelStore(self.dir / "l.sqlite", IDS)
+        self.store = LabelStore(self.target, IDS)
 
     @invariant()
     def same_state(self):
@@ -178,6 +190,18 @@ LabelLogMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_label_log_matches_model = LabelLogMachine.TestCase
+
+
+class PostgresLabelLogMachine(LabelLogMachine):
+    """The same rules on the PostgreSQL store."""
+    store_kind = "postgresql"
+
+
+PostgresLabelLogMachine.TestCase.settings = settings(
+    max_examples=30, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_label_log_matches_model_on_postgresql = PostgresLabelLogMachine.TestCase
 
 
 # -- several annotators on one file --------------------------------------------------------
@@ -275,10 +299,13 @@ class FoldModel:
 
 
 class SeveralAnnotatorsMachine(RuleBasedStateMachine):
+    store_kind = "sqlite"
+
     @initialize()
     def setup(self) -> None:
         self.dir = Path(tempfile.mkdtemp())
-        self.stores = {w: LabelStore(self.dir / "l.sqlite", IDS, annotator=w) for w in "ABC"}
+        self.target = log_target(self.dir, self.store_kind)
+        self.stores = {w: LabelStore(self.target, IDS, annotator=w) for w in "ABC"}
         self.model = FoldModel()
 
     def teardown(self) -> None:
@@ -367,7 +394,7 @@ class SeveralAnnotatorsMachine(RuleBasedStateMachine):
     @rule(who=WHO)
     def reopen(self, who):
         self.stores[who].close()
-        self.stores[who] = LabelStore(self.dir / "l.sqlite", IDS, annotator=who)
+        self.stores[who] = LabelStore(self.target, IDS, annotator=who)
 
     @invariant()
     def every_store_sees_the_model(self):
@@ -390,3 +417,16 @@ SeveralAnnotatorsMachine.TestCase.settings = settings(
 )
 # ~20 s: every step writes with fsync and refreshes three stores.
 test_several_annotators_match_fold_model = pytest.mark.slow(SeveralAnnotatorsMachine.TestCase)
+
+
+class PostgresSeveralAnnotatorsMachine(SeveralAnnotatorsMachine):
+    """Three annotators on one PostgreSQL store."""
+    store_kind = "postgresql"
+
+
+PostgresSeveralAnnotatorsMachine.TestCase.settings = settings(
+    max_examples=30, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_several_annotators_on_postgresql = pytest.mark.slow(
+    PostgresSeveralAnnotatorsMachine.TestCase)

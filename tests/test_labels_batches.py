@@ -12,9 +12,12 @@ from _labels import IDS, current
 from workbench.labels import LabelStore
 
 
-def batches(path) -> list[tuple[str, int]]:
-    """(kind, batch id) of every row, batch NULL read as the row's own id."""
-    con = sqlite3.connect(path)
+def batches(log) -> list[tuple[str, int]]:
+    """(kind, batch id) of every row as stored (SQLite: a NULL batch read as the row's own
+    id), read back from the log (an SQLite file, or PostgreSQL)."""
+    if isinstance(log.path, str):
+        return [(a.kind, a.batch) for a in log.read()]
+    con = sqlite3.connect(log.path)
     rows = con.execute("SELECT kind, COALESCE(batch, id) FROM actions ORDER BY id").fetchall()
     con.close()
     return rows
@@ -22,7 +25,7 @@ def batches(path) -> list[tuple[str, int]]:
 
 def test_naming_a_new_class_is_one_action_and_one_undo(store):
     store.assign([0, 1], "cat")
-    assert batches(store.log.path) == [("create_class", 1), ("assign", 1)]
+    assert batches(store.log) == [("create_class", 1), ("assign", 1)]
     assert store.undo()
     assert store.class_names == [] and current(store)[:2] == [None, None]  # no empty "cat"
     assert not store.undo()
@@ -37,7 +40,7 @@ def test_assign_many_is_one_action_and_one_undo(store):
          (["item3", "item4"], "bird", [0.6, 0.5])],
         source="zeroshot",
     )
-    kinds = batches(store.log.path)[2:]
+    kinds = batches(store.log)[2:]
     assert [k for k, _ in kinds] == ["create_class", "assign", "assign", "create_class",
                                      "assign"]
     assert {b for _, b in kinds} == {batch}
@@ -67,11 +70,11 @@ def test_a_failed_group_writes_nothing(store):
 def test_merge_and_delete_are_one_action_each(store):
     store.assign_many([([0, 1], "a"), ([2], "b"), ([3], "c")])
     store.merge_classes(["b", "c"], into="a")
-    assert [k for k, _ in batches(store.log.path)][-1] == "merge_classes"
+    assert [k for k, _ in batches(store.log)][-1] == "merge_classes"
     assert store.undo()
     assert current(store)[:4] == ["a", "a", "b", "c"]
     store.delete_class("b")
-    assert [k for k, _ in batches(store.log.path)][-1] == "delete_class"
+    assert [k for k, _ in batches(store.log)][-1] == "delete_class"
     assert store.undo()
     assert current(store)[:4] == ["a", "a", "b", "c"] and store.class_names == ["a", "b", "c"]
 
@@ -105,8 +108,8 @@ def test_confidences_follow_the_items_in_the_order_given(store):
     np.testing.assert_allclose(store.state.machine_confidence[1:4], [0.1, 0.2, 0.3], rtol=1e-6)
 
 
-def test_undo_is_per_annotator_and_keeps_others_later_work(tmp_path):
-    path = tmp_path / "labels.sqlite"
+def test_undo_is_per_annotator_and_keeps_others_later_work(log_at):
+    path = log_at
     a = LabelStore(path, IDS, annotator="a")
     b = LabelStore(path, IDS, annotator="b")
     a.create_class("x")
@@ -132,8 +135,8 @@ def test_undo_is_per_annotator_and_keeps_others_later_work(tmp_path):
     again.close()
 
 
-def test_undo_that_would_repeat_a_class_name_is_refused(tmp_path):
-    path = tmp_path / "labels.sqlite"
+def test_undo_that_would_repeat_a_class_name_is_refused(log_at):
+    path = log_at
     a = LabelStore(path, IDS, annotator="a")
     b = LabelStore(path, IDS, annotator="b")
     a.assign([0], "x")

@@ -37,14 +37,18 @@ class Constructors:
         *,
         annotator: str | None = None,
         read_only: bool | None = None,
+        labels: str | None = None,
         **kw: Any,
     ) -> Workbench:
         """Reopen a project folder: items, labels, vectors and caches come back.
 
-        ``annotator`` and ``read_only`` go to :meth:`Project.open` (``read_only=None``:
-        read-only exactly when the folder is not writable); the rest to the constructor.
+        ``annotator``, ``read_only`` and ``labels`` go to :meth:`Project.open`
+        (``read_only=None``: read-only exactly when the folder is not writable;
+        ``labels="postgresql://..."``: a team's label store, remembered by the project);
+        the rest to the constructor.
         """
-        return cls(Project.open(folder, annotator=annotator, read_only=read_only), **kw)
+        return cls(Project.open(folder, annotator=annotator, read_only=read_only,
+                                labels=labels), **kw)
 
     @classmethod
     def from_items(

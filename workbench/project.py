@@ -6,6 +6,8 @@ Layout::
       workbench.json     format version, creation time, item kinds (human-readable)
       items.parquet      the item table, row order = the order of every array
       labels.sqlite      the label event log (WAL: recent labels may sit in labels.sqlite-wal)
+                         or, for a team, a PostgreSQL store named in workbench.json
+                         (:mod:`workbench.project_labels`)
       skipped.json       items left out at load time, with the reason
       vectors.npy        precomputed vectors, when the items came as vectors
       cache/             embeddings, index, graph, layout, thumbnails (safe to delete)
@@ -62,6 +64,7 @@ from .project_files import (
     writable,
 )
 from .project_files import SKIPPED_FILE as SKIPPED_FILE
+from .project_labels import LABELS_SETTING, open_team_labels
 
 __all__ = ["Project", "ProjectError", "demo_project"]
 
@@ -91,6 +94,7 @@ class Project:
         *,
         annotator: str | None = None,
         read_only: bool | None = None,
+        labels: str | None = None,
     ) -> None:
         self.path = Path(path).expanduser().resolve()
         meta_file = self.path / PROJECT_FILE
@@ -111,7 +115,9 @@ class Project:
         self.skipped = LoadReport(read_skipped(self.path / SKIPPED_FILE))
         self._snapshot: tempfile.TemporaryDirectory[str] | None = None
         self._shadow_cache: tempfile.TemporaryDirectory[str] | None = None
-        self.labels = self._open_labels(annotator)
+        team = labels or self.meta.get(LABELS_SETTING)
+        self.labels = (open_team_labels(self, team, self.items["id"].to_list(), annotator)
+                       if team else self._open_labels(annotator))
         if not self.read_only:
             # A create killed after writing workbench.json, before removing its (by then
             # empty) staging folder: the project is complete, the folder is clutter.
@@ -190,6 +196,7 @@ class Project:
         *,
         annotator: str | None = None,
         read_only: bool | None = None,
+        labels: str | None = None,
     ) -> Project:
         """Open an existing project folder.
 
@@ -200,13 +207,15 @@ class Project:
         read_only : True opens without creating or changing any file (inspection,
             export); False opens for labelling; None (default) opens read-only exactly
             when the folder or its label log is not writable by this process.
+        labels : a ``postgresql://`` URL: keep the labels there, for a team on several
+            machines (see :mod:`workbench.project_labels`); remembered by the project.
 
         Raises
         ------
         ProjectError : not a project, or a file it needs is missing or damaged (the
             message names the file and what to do).
         """
-        return cls(path, annotator=annotator, read_only=read_only)
+        return cls(path, annotator=annotator, read_only=read_only, labels=labels)
 
     @classmethod
     def open_or_create(

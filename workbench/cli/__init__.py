@@ -23,7 +23,13 @@ from pathlib import Path
 from . import embed as embed_command
 from . import export as export_command
 from .project import CommandError as CommandError  # importable from here, as before
-from .project import add_backup_parser, add_demo_parser, add_info_parser, backup_project
+from .project import (
+    add_backup_parser,
+    add_demo_parser,
+    add_info_parser,
+    add_labels_parser,
+    backup_project,
+)
 
 __all__ = ["backup_project", "build_parser", "main"]
 
@@ -47,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(sub)
     export_command.add_parser(sub)
     add_backup_parser(sub)
+    add_labels_parser(sub)
 
     p = sub.add_parser("lab", help="open JupyterLab on a notebook (default: the quickstart)")
     p.add_argument("notebook", nargs="?", help="notebook to open")

@@ -1,5 +1,6 @@
 """The commands on a project as a whole: ``info`` (a summary, read-only), ``demo`` (create or
-open the digits demo) and ``backup`` (a consistent copy, labels through SQLite's backup API).
+open the digits demo), ``backup`` (a consistent copy, labels through SQLite's backup API) and
+``labels`` (where the labels live: the project's SQLite file or a team's PostgreSQL store).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["CommandError", "add_backup_parser", "add_demo_parser", "add_info_parser",
-           "backup_project"]
+           "add_labels_parser", "backup_project"]
 
 #: Files of a project copied as they are by ``backup`` (each is replaced atomically, never
 #: edited in place); the label log goes through SQLite's backup API instead.
@@ -111,10 +112,12 @@ def backup_project(project: str | os.PathLike[str], dest: str | os.PathLike[str]
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         tmp.mkdir()
-        _backup_sqlite(src / "labels.sqlite", tmp / "labels.sqlite")
         for name in _PROJECT_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, tmp / name)
+        team = _backup_team_labels(src, tmp)
+        if not team:
+            _backup_sqlite(src / "labels.sqlite", tmp / "labels.sqlite")
         (tmp / "cache").mkdir()
         if target.exists():
             target.rmdir()
@@ -123,6 +126,25 @@ def backup_project(project: str | os.PathLike[str], dest: str | os.PathLike[str]
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _backup_team_labels(src: Path, tmp: Path) -> bool:
+    """A project whose labels live on PostgreSQL: its copy gets every label in its own
+    ``labels.sqlite`` and no URL, so it opens on its own, as it was. False otherwise."""
+    import json
+
+    from .._config import PROJECT_FILE
+    from ..labels.postgres import PostgresLog
+    from ..project_labels import LABELS_SETTING
+
+    meta = json.loads((tmp / PROJECT_FILE).read_text(encoding="utf-8"))
+    url = meta.pop(LABELS_SETTING, None)
+    if not url:
+        return False
+    with PostgresLog(url, create=False, read_only=True) as log:
+        log.backup(tmp / "labels.sqlite")
+    (tmp / PROJECT_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return True
 
 
 def _backup_sqlite(src: Path, dest: Path) -> None:
@@ -163,3 +185,28 @@ def add_backup_parser(sub: Any) -> None:
     p.add_argument("project", help="the project folder")
     p.add_argument("dest", help="new or empty folder outside any project")
     p.set_defaults(func=_cmd_backup)
+
+
+# -- labels --------------------------------------------------------------------------------------
+
+
+def _cmd_labels(args: argparse.Namespace) -> int:
+    from ..project import Project
+
+    with Project.open(args.project, labels=args.url, read_only=False if args.url else None) as p:
+        where = p.labels.log.path
+        n = int((p.labels.state.human >= 0).sum())
+        moved = "now live in" if args.url else "live in"
+        print(f"the labels of {p.path} ({n:,} labelled items) {moved} {where}")
+    return 0
+
+
+def add_labels_parser(sub: Any) -> None:
+    """Register ``labels`` on an ``argparse`` subparsers object."""
+    p = sub.add_parser(
+        "labels", help="say where a project's labels live, or move them to a team's "
+                       "PostgreSQL store (postgresql://user@host/db[?schema=NAME])")
+    p.add_argument("project", help="the project folder")
+    p.add_argument("url", nargs="?", help="a postgresql:// URL: keep the labels there from now "
+                   "on (the labels so far are copied in when the store is empty)")
+    p.set_defaults(func=_cmd_labels)

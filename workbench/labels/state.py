@@ -26,6 +26,7 @@ from .checks import (
 )
 from .fold import NO_LABEL as NO_LABEL  # re-exported: it was defined here
 from .fold import LabelState
+from .postgres import PostgresLog, is_postgres_url
 from .replay import Replay
 from .store import EventLog
 from .table import label_table
@@ -38,7 +39,8 @@ class LabelStore:
 
     Parameters
     ----------
-    path : the SQLite file of the log.
+    path : the SQLite file of the log, or a ``postgresql://...?schema=NAME`` URL
+        (:class:`~workbench.labels.postgres.PostgresLog`, a team on several machines).
     item_ids : the ids of the items, in row order; positions in this list are the item
         indices that every array of the project is aligned to.
     annotator : recorded on each action; default ``$WORKBENCH_ANNOTATOR`` or the OS user.
@@ -65,7 +67,8 @@ class LabelStore:
         create: bool = True,
         read_only: bool = False,
     ) -> None:
-        self.log = EventLog(path, annotator=annotator, create=create, read_only=read_only)
+        log = PostgresLog if is_postgres_url(path) else EventLog
+        self.log = log(path, annotator=annotator, create=create, read_only=read_only)
         self._lock = self.log.lock
         self._ids: list[str] = [str(i) for i in item_ids]
         self._pos: dict[str, int] = {i: p for p, i in enumerate(self._ids)}

@@ -96,6 +96,7 @@ class EventLog:
         self.read_only = bool(read_only)
         self.lock = threading.RLock()
         self._batch: Batch | None = None
+        self._data_version = None
         if self.path.is_dir():
             raise LabelLogError(f"the label log {self.path} is a folder, not a file; "
                                 f"{RESTORE_HINT}")
@@ -251,6 +252,7 @@ class EventLog:
         confidences: Sequence[float | None] | None = None,
         merged: Iterable[int] = (),
         annotator: str | None = None,
+        at: Action | None = None,
     ) -> int:
         if kind not in ACTION_KINDS:
             raise ValueError(f"unknown action kind {kind!r}; expected one of {ACTION_KINDS}")
@@ -266,10 +268,10 @@ class EventLog:
             # Allocated inside the write transaction so two writers never share an id.
             class_id = next_class_id(con)
         cur = con.execute(
-            "INSERT INTO actions(time, annotator, kind, source, class_id, name, target, batch)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), annotator or self.annotator, kind, source, class_id, name, target,
-             batch),
+            "INSERT INTO actions(id, time, annotator, kind, source, class_id, name, target,"
+            " batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (None if at is None else at.id, time.time() if at is None else at.time,
+             annotator or self.annotator, kind, source, class_id, name, target, batch),
         )
         action_id = int(cur.lastrowid)
         if items:
@@ -296,7 +298,38 @@ class EventLog:
             "after the last completed action was lost."
         )
 
+    def import_actions(self, actions: Sequence[Action]) -> None:
+        """Write ``actions`` (read from another log) with their ids, times and annotators,
+        in one transaction, into this log, which must be empty (a backup of a PostgreSQL
+        store, or labels moving back from one)."""
+        with self.batch():
+            if self.last_id():
+                raise LabelLogError(f"the label log {self.path} already holds actions; "
+                                    "import only into an empty one")
+            for a in actions:
+                self._insert(a.kind, batch=None if a.batch == a.id else a.batch,
+                             source=a.source, class_id=a.class_id, name=a.name,
+                             target=a.target, items=a.items,
+                             confidences=list(a.confidences) if a.confidences else None,
+                             merged=a.merged, annotator=a.annotator, at=a)
+
+    def single_file(self) -> None:
+        """Fold the ``-wal`` file in and leave one self-contained file (a copy that travels
+        as it is)."""
+        with self.lock:
+            self._con.execute("PRAGMA journal_mode=DELETE")
+
     # -- reading ---------------------------------------------------------------------------
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Sleep ``timeout`` seconds, then say whether another connection (another kernel,
+        process or store) committed since the last look: SQLite's change counter
+        (``PRAGMA data_version``), one read of the WAL index, no query of the tables."""
+        time.sleep(timeout)
+        with self.lock:
+            version = self._con.execute("PRAGMA data_version").fetchone()[0]
+        changed, self._data_version = version != self._data_version, version
+        return changed
 
     def last_id(self) -> int:
         """Id of the newest action, 0 for an empty log."""
