@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JS_BUNDLE := workbench/widgets/static/scatter.js
 
-.PHONY: env lab test lint browser-deps js clean
+.PHONY: env lab test lint system-deps js clean
 
 env: $(STAMP) $(JS_BUNDLE)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 lab: env
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/quickstart.ipynb
 
-test: env browser-deps
+test: env system-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -33,9 +33,11 @@ $(JS_BUNDLE): js/package.json js/package-lock.json $(wildcard js/*.js) js/build.
 	command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
 	cd js && npm ci --no-audit --no-fund && node build.mjs
 
-# The browser tests drive Debian's chromium (needs root, as in CI).
-browser-deps:
-	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+# The browser tests drive Debian's chromium; the label store tests start a throw-away
+# PostgreSQL server from Debian's postgresql package (installing needs root, as in CI).
+system-deps:
+	test -x /usr/bin/chromium && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update && apt-get install -y chromium postgresql)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

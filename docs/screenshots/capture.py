@@ -3,7 +3,7 @@
     .venv/bin/python docs/screenshots/capture.py
 
 Starts JupyterLab on a copy of ``notebooks/quickstart.ipynb`` (the UMAP map, as a user gets
-it), runs every cell in headless Chromium (``make browser-deps``), and writes, beside this
+it), runs every cell in headless Chromium (``make system-deps``), and writes, beside this
 file, ``workbench.png``: the app after the quickstart's last cell (every digit named, the
 review pages done, the map coloured by the workbench's labels, the status line with its
 accuracy estimate). The browser tests take their own screenshots elsewhere.

@@ -128,10 +128,7 @@ class LabelStore:
             return bool(self._replay.redo.get(self.annotator))
 
     def refresh(self) -> bool:
-        """Read actions appended since the last look (by this or another process).
-
-        Returns True when anything changed.
-        """
+        """Read actions appended since the last look (by anyone); True when any came."""
         with self._lock:
             return self._refresh()
 
