@@ -32,7 +32,7 @@ const STYLE = `
 // Code fields sent by Python, with their element type (0 = none everywhere).
 const FIELDS = {
   human: Uint16Array, machine: Uint16Array, predicted: Uint16Array,
-  cluster: Uint16Array, confidence: Uint8Array, review: Uint8Array,
+  cluster: Uint16Array, confidence: Uint8Array, review: Uint8Array, agreement: Uint8Array,
 };
 const GREY = [0.72, 0.72, 0.72, 0.55];
 const CLUSTER_COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948',
@@ -41,7 +41,8 @@ const CLUSTER_COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '
 // The colour-mode menu: [mode, text], one option per mode of Python's COLOR_MODES, in order.
 const COLOR_MODE_OPTIONS = [['label', 'colour: labels'], ['human', 'colour: human labels'],
   ['predicted', 'colour: predicted'], ['confidence', 'colour: confidence'],
-  ['cluster', 'colour: cluster'], ['review', 'colour: needs review']];
+  ['cluster', 'colour: cluster'], ['review', 'colour: needs review'],
+  ['agreement', 'colour: agreement']];
 // The selection-shape menu: [lasso_type, text].
 const LASSO_OPTIONS = [['freeform', 'lasso'], ['rectangle', 'box']];
 const HINT = 'Shift+drag: select · +Ctrl: add · +Alt: subtract · 1-9: label · 0: unlabel · Ctrl+Z / Shift+Ctrl+Z';
@@ -53,7 +54,7 @@ function hexToRgba(hex, alpha = 1) {
   return [((v >> 16) & 255) / 255, ((v >> 8) & 255) / 255, (v & 255) / 255, alpha];
 }
 
-// Viridis-like ramp for confidence: index 0 = no prediction (grey), 1..255 = low..high.
+// Viridis-like ramp for confidence and agreement: index 0 = none (grey), 1..255 = low..high.
 function confidenceRamp() {
   const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
   const out = [GREY];
@@ -95,9 +96,10 @@ export function colourEncoding(mode, codes, classes, n) {
       // Where a human label exists it is shown opaque; predictions stay translucent.
       value[i] = human && human[i] > 0 ? human[i] : (p > 0 ? maxSlot + p : 0);
     }
-  } else if (mode === 'confidence') {
+  } else if (mode === 'confidence' || mode === 'agreement') {
+    // One byte per point: 0 = none (no prediction; nobody labelled it), 1..255 = 0..1.
     colors = CONFIDENCE_RAMP;
-    const conf = codes.confidence;
+    const conf = codes[mode];
     for (let i = 0; i < n; i++) value[i] = conf ? conf[i] : 0;
   } else if (mode === 'cluster') {
     const cl = codes.cluster;
@@ -303,11 +305,13 @@ function drawLegend(model, legend) {
   legend.replaceChildren();
   const mode = model.get('color_by');
   const classes = model.get('classes') || [];
-  if (mode === 'confidence' || mode === 'cluster' || mode === 'review') {
+  if (mode === 'confidence' || mode === 'cluster' || mode === 'review' || mode === 'agreement') {
     const rows = mode === 'review'
       ? [['#1a73e8', 'label next'], ['#dc1a1a', 'suspected error'], ['#777', 'labelled']]
       : mode === 'cluster' ? [['#4e79a7', `${model.get('n_clusters')} clusters`]]
-        : [['#440154', 'low confidence'], ['#fde725', 'high confidence']];
+        : mode === 'agreement'
+          ? [['#440154', 'annotators disagree'], ['#fde725', 'all agree'], ['#b8b8b8', 'no annotations']]
+          : [['#440154', 'low confidence'], ['#fde725', 'high confidence']];
     for (const [c, text] of rows) legend.appendChild(legendRow(c, text));
     return;
   }

@@ -194,3 +194,17 @@ def test_a_drifted_front_end_fails_these_checks():
     assert js_colors(recoloured, "CLUSTER_COLORS") != contract.CLUSTER_COLORS
     shared = js("shared.js").replace("'remove_labels'", "'unlabel'")
     assert js_key_actions(shared) != set(contract.KEY_ACTIONS)
+
+
+def test_computed_colour_modes_ship_their_own_code_field():
+    # "review" and "agreement" are computed off the main thread, each into the code field
+    # of its name, which the front end colours with a ramp (agreement: 0 = no annotations).
+    from workbench.widgets._view_model import COMPUTED_MODES
+
+    text = js("scatter.js")
+    for mode in COMPUTED_MODES:
+        assert mode in contract.COLOR_MODES and mode in contract.CODE_FIELDS
+    body = function_body(text, "colourEncoding")
+    assert "mode === 'agreement'" in body and "codes[mode]" in body
+    assert contract.CODE_FIELDS["agreement"] == np.uint8
+    assert "mode === 'agreement'" in function_body(text, "drawLegend")

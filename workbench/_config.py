@@ -17,12 +17,17 @@ DEFAULT_ANNOTATOR = "anonymous"
 
 #: Where a label came from. Only "human" labels are ground truth; the others are machine
 #: labels kept beside them and never allowed to overwrite a human label.
-LABEL_SOURCES = ("human", "propagated", "probe", "zeroshot")
+LABEL_SOURCES = ("human", "propagated", "probe", "zeroshot", "adjudicated")
 MACHINE_SOURCES = ("propagated", "probe", "zeroshot")
 
 #: Seconds-scale waits are normal when two kernels label one project; 30 s avoids spurious
 #: "database is locked" while still failing loudly if a writer hangs.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: A PostgreSQL label store (a team on several machines): give up connecting after this
+#: long per try, and keep reopening a dropped connection for this long before an action
+#: fails (a server restart or a network blip takes seconds; labels are never lost meanwhile).
+POSTGRES_CONNECT_TIMEOUT_S = 5
+POSTGRES_RECONNECT_S = 30
 
 #: Suffixes read as images by the folder loader (lower-cased). Anything else is ignored
 #: (listed in the load report), so a stray .txt or .DS_Store never breaks a load.
@@ -289,6 +294,10 @@ HELD_OUT_PROPAGATION_TOL = 1e-3
 #: adjudicator's queue.
 CONSENSUS_ADJUDICATE_BELOW = 0.7
 CONSENSUS_MAX_ITER = 50  # EM iterations (it settles in 10-30 on 10k items)
+#: A "label next" page is its annotator's for this long (or until their next page): other
+#: annotators are served other items meanwhile. Five minutes covers a page of 12 at a
+#: careful pace; an annotator who walked away blocks nothing for longer.
+PAGE_CLAIM_SECONDS = 300.0
 #: How often a session looks for labels written by others (one indexed read of the log).
 LIVE_POLL_SECONDS = 0.5
 #: Exponents tried on the model's probabilities as each item's prior (0: annotators alone;
@@ -298,6 +307,14 @@ CONSENSUS_MODEL_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 #: Pseudo-counts per annotator confusion matrix: one per cell plus one more on the diagonal
 #: per class, so an annotator with few labels starts as "mostly right".
 CONSENSUS_SMOOTHING = 1.0
+
+# -- adjudication -----------------------------------------------------------------------------
+
+#: The label source of an adjudicator's decision: a human label that is final (the consensus
+#: takes it as the item's true class, annotators' later labels do not replace it).
+ADJUDICATED = "adjudicated"
+#: The sources that write the human layer (every other source is a machine label).
+HUMAN_SOURCES = ("human", ADJUDICATED)
 
 #: Every UPPER_CASE name above: the defaults are the module.
 __all__ = sorted(n for n in dict(globals()) if n.isupper() and not n.startswith("_"))

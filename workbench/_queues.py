@@ -15,6 +15,7 @@ from ._config import (
     CLUSTER_COUNT_MAX,
     CLUSTER_COUNT_MIN,
     CLUSTER_ITEMS_PER_CLUSTER,
+    PAGE_CLAIM_SECONDS,
     SPECTRAL_MAX_ITEMS,
 )
 from .learn import Group, NotEnoughLabels
@@ -125,14 +126,48 @@ class Queues:
         idx, _ = self.index.search_vectors(q, k)
         return idx[0][idx[0] >= 0]
 
-    def suggestions(self, n: int = ACTIVE_BATCH_SIZE) -> np.ndarray:
-        """Items to label next: uncertain and diverse; before any model, uncovered clusters."""
+    def suggestions(self, n: int = ACTIVE_BATCH_SIZE, *, claim: bool = True) -> np.ndarray:
+        """Items to label next: uncertain and diverse; before any model, uncovered clusters.
+
+        Several annotators are served different pages: the page is claimed for this
+        annotator for ``PAGE_CLAIM_SECONDS`` (until their next page), and items another
+        annotator holds a claim on are never served (``claim=False``: look without
+        claiming, e.g. to colour the map).
+        """
         from .learn import cluster_coverage_batch, suggest_batch
 
         human = self._queue_labels()  # with k annotations per item, what still needs mine
+        taken = self._claimed_by_others()
         if self.predictions is None:
-            return cluster_coverage_batch(self.clusters, human, batch_size=n)
-        return suggest_batch(self.predictions, self.vectors, human, batch_size=n)
+            if taken.size:
+                human = human.copy()
+                human[taken] = np.maximum(human[taken], 0)  # as if covered already
+            page = cluster_coverage_batch(self.clusters, human, batch_size=n)
+        else:
+            exclude = np.zeros(human.size, bool)
+            exclude[taken] = True
+            page = suggest_batch(self.predictions, self.vectors, human, batch_size=n,
+                                 exclude=exclude)
+        return self._claim(page) if claim else page
+
+    def _claimed_by_others(self) -> np.ndarray:
+        """Positions of the items other annotators were served and may be labelling now."""
+        from .labels.claims import claimed_by_others
+
+        ids = claimed_by_others(self.labels.log, self.labels.annotator)
+        if not ids:
+            return np.zeros(0, np.int64)
+        return np.flatnonzero(self.items["id"].is_in(list(ids)).to_numpy())
+
+    def _claim(self, page: np.ndarray) -> np.ndarray:
+        """``page`` less what another annotator claimed meanwhile; claimed for this one."""
+        from .labels.claims import claim_page
+
+        if self.labels.read_only or page.size == 0:
+            return page
+        ids = self.items["id"].to_numpy()[page].tolist()
+        got = set(claim_page(self.labels.log, ids, self.labels.annotator, PAGE_CLAIM_SECONDS))
+        return page[np.fromiter((i in got for i in ids), bool, len(ids))]
 
     def suspected_errors(self, n: int = ACTIVE_BATCH_SIZE, *,
                          exclude: Sequence[int] | np.ndarray | None = None) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ._config import LIVE_POLL_SECONDS
+from ._config import ADJUDICATED, LIVE_POLL_SECONDS
 
 __all__ = ["Team"]
 
@@ -19,22 +19,37 @@ log = logging.getLogger("workbench.session")
 
 
 class Team:
-    """Live labels of others, ``annotations_per_item``, ``consensus()`` and
-    ``annotator_quality()``; needs ``project``, ``labels``, ``items``, ``predictions``,
-    ``refresh``, ``_lock`` and ``_issues_input`` of the session."""
+    """Live labels of others, ``annotations_per_item``, ``adjudicate()``, ``consensus()``
+    and ``annotator_quality()``; needs ``project``, ``labels``, ``items``, ``predictions``,
+    ``refresh``, ``_lock``, ``_issues_input`` and ``_labels_changed`` of the session."""
+
+    def adjudicate(self, items: Any, label: str | int) -> None:
+        """Decide the label of ``items`` (positions or ids) as the adjudicator: one action,
+        logged with source "adjudicated", undone by your own undo like any other.
+
+        The decision is final: it is the item's human label and its consensus (quality 1,
+        never flagged) and what the models learn, whatever annotators wrote before or write
+        after; it is not an annotation (:meth:`annotations` leaves it out). ``label`` is a
+        class name (created if new) or id.
+        """
+        self.labels.assign(items, label, source=ADJUDICATED)
+        self._labels_changed()
 
     def _start_live(self) -> None:
-        """Look for labels other sessions wrote (another kernel, another annotator) every
-        ``LIVE_POLL_SECONDS``, in a daemon thread: they show (recoloured, counted, retrained
-        on) without reopening. One indexed read of the log per look."""
+        """Look for labels other sessions wrote (another kernel, another annotator), in a
+        daemon thread: they show (recoloured, counted, retrained on) without reopening.
+        The log says when to look (``wait_for_change``): SQLite's change counter every
+        ``LIVE_POLL_SECONDS``, PostgreSQL's ``NOTIFY`` at once."""
         self._live_stop = threading.Event()
+        wait = self.labels.log.wait_for_change
 
         def run() -> None:
-            while not self._live_stop.wait(LIVE_POLL_SECONDS):
+            while not self._live_stop.is_set():
                 try:
-                    self.refresh()
+                    if wait(LIVE_POLL_SECONDS) and not self._live_stop.is_set():
+                        self.refresh()
                 except Exception as e:  # a closed or busy store: look again later
-                    if self._live_stop.is_set():
+                    if self._live_stop.wait(LIVE_POLL_SECONDS):
                         return
                     log.warning("live labels: %s", e)
 
@@ -70,27 +85,30 @@ class Team:
         names, ann = self.labels.annotations()
         mine = (ann[:, names.index(self.labels.annotator)] >= 0 if self.labels.annotator
                 in names else np.zeros(human.size, bool))
-        need = ((ann >= 0).sum(axis=1) < k) & ~mine
+        decided = self.labels.state.adjudicated >= 0  # an adjudicated item needs no one
+        need = ((ann >= 0).sum(axis=1) < k) & ~mine & ~decided
         return np.where(need, -1, human)
 
     def _training_labels(self) -> np.ndarray:
         """(N,) the labels the models learn from: the human layer, or, once two or more
         annotators have labels, their consensus (annotators alone: the model must not vote
-        on its own training labels) where anyone labelled."""
+        on its own training labels) where anyone labelled, or an adjudicator decided."""
         from .learn import consensus
 
-        names, cols, classes = self._annotation_columns()
+        names, cols, classes, final = self._annotation_columns()
         if len(names) < 2 or classes.size < 2:
-            return self.labels.state.human.copy()
-        agreed = consensus(cols, n_classes=classes.size).label
+            return self.labels.state.human.copy()  # adjudications included: the human layer
+        agreed = consensus(cols, n_classes=classes.size, final=final).label
         return np.where(agreed >= 0, classes[np.clip(agreed, 0, None)], -1).astype(np.int64)
 
     def consensus(self) -> pl.DataFrame:
         """One row per item: ``id``, ``consensus`` (class name, null when nobody labelled it
         and there is no model), ``quality`` (the chance it is right), ``annotations``,
-        ``agreement`` (share of its annotators who gave the consensus label) and
-        ``flagged`` (worth an adjudicator's look), from every annotator's own labels and the
-        model's out-of-fold probabilities (see :func:`workbench.learn.consensus.consensus`).
+        ``agreement`` (share of its annotators who gave the consensus label), ``flagged``
+        (worth an adjudicator's look) and ``adjudicated`` (an adjudicator decided it: its
+        consensus is that decision, quality 1, never flagged), from every annotator's own
+        labels, the adjudications and the model's out-of-fold probabilities (see
+        :func:`workbench.learn.consensus.consensus`).
         """
         return self._consensus_table(self._consensus()[0])
 
@@ -108,6 +126,7 @@ class Team:
             "id": self.items["id"], "consensus": pl.Series(label, dtype=pl.String),
             "quality": out.quality, "annotations": out.n_annotations,
             "agreement": out.agreement, "flagged": out.flagged,
+            "adjudicated": self.labels.state.adjudicated >= 0,
         })
 
     def annotations(self) -> pl.DataFrame:
@@ -128,21 +147,25 @@ class Team:
         out, names = self._consensus()
         return {n: float(q) for n, q in zip(names, out.annotator_quality, strict=True)}
 
-    def _annotation_columns(self) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Annotator names, their (N, A) labels as class columns (-1: none) and the (C,)
-        class ids in column order."""
+    def _annotation_columns(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Annotator names, their (N, A) labels as class columns (-1: none), the (C,)
+        class ids in column order and the (N,) adjudicated class columns (-1: none)."""
         names, ann = self.labels.annotations()
+        adjudicated = self.labels.state.adjudicated
         classes = np.array(sorted(self.labels.classes), np.int64)
         cols = np.where(ann >= 0, np.searchsorted(classes, np.maximum(ann, 0)), -1)
-        return names, cols, classes
+        final = np.where(adjudicated >= 0, np.searchsorted(classes, np.maximum(adjudicated, 0)),
+                         -1)
+        return names, cols, classes, final
 
     def _consensus(self, columns: tuple | None = None) -> tuple[Any, list[str]]:
         from .learn import consensus
 
-        names, cols, classes = columns or self._annotation_columns()
+        names, cols, classes, final = columns or self._annotation_columns()
         if classes.size < 2:
             raise ValueError("consensus needs labels in at least 2 classes")
-        return consensus(cols, self._model_prior(classes), n_classes=classes.size), names
+        return consensus(cols, self._model_prior(classes), n_classes=classes.size,
+                         final=final), names
 
     def _model_prior(self, classes: np.ndarray) -> np.ndarray | None:
         """(N, C) the model's probabilities in ``classes`` order: out-of-fold for the items

@@ -210,7 +210,7 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
     def export(self, path: str | os.PathLike[str], *, format: str | None = None,
                include: str = "human", min_confidence: float = 0.0, overwrite: bool = False,
                csv_safe: bool = True, mode: str | None = None, split: float | None = None,
-               seed: int | None = None) -> Path:
+               seed: int | None = None, annotations: bool = False) -> Path:
         """Export the labels; the one export path (``workbench export`` calls this too).
 
         Rows come from :func:`~workbench.labels.effective_labels` over the label log and
@@ -241,7 +241,7 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
             self.project, path, format=format, include=include,
             min_confidence=min_confidence, predictions=self.predictions, estimate=estimate,
             overwrite=overwrite, csv_safe=csv_safe, mode=mode, split=split, seed=seed,
-            consensus=team)
+            consensus=team, annotations=annotations)
 
     def show(self):
         """The notebook widget over this session."""

@@ -22,7 +22,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     opts = {"format": args.format, "include": args.include,
             "min_confidence": args.min_confidence, "overwrite": args.overwrite,
             "csv_safe": args.csv_safe, "mode": args.mode, "split": args.split,
-            "seed": args.seed}
+            "seed": args.seed, "annotations": args.annotations}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExportWarning)
         try:
@@ -105,4 +105,8 @@ def add_parser(sub: Any) -> None:
                    help="imagefolder: fraction of each class put in val/ (default: no split)")
     p.add_argument("--seed", type=int, default=None,
                    help="imagefolder: seed of the train/val split (default 0)")
+    p.add_argument("--annotations", action="store_true",
+                   help="tables: also write OUT's stem + .annotations + its suffix, the long "
+                   "table of every annotator's label and each adjudication (id, annotator, "
+                   "label, source, time)")
     p.set_defaults(func=_cmd_export)

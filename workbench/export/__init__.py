@@ -40,7 +40,8 @@ Label names are data and may hold any character; as folder names they go through
 The package: :mod:`~workbench.export.api` (the entry points), ``options`` (formats, option
 checks, errors), ``rows`` (the rows and their class order), ``target`` (where an export may
 go), ``metadata``, ``publish`` (temporary names, renaming into place), ``table``,
-``imagefolder``, ``folder_names`` (label names as folder names) and ``hf``.
+``annotations`` (a team's long table beside a table, ``annotations=True``), ``imagefolder``,
+``folder_names`` (label names as folder names) and ``hf``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from .._config import EXPORT_CSV_SAFE, SPLIT_SEED
+from .annotations import annotation_table, annotations_path
 from .hf import hf_dataset, write_hf
 from .imagefolder import write_imagefolder
 from .metadata import metadata
@@ -46,6 +47,7 @@ def export_project(
     split: float | None = None,
     seed: int | None = None,
     consensus: Any = None,
+    annotations: bool = False,
 ) -> Path:
     """Export the labels of ``project`` to ``path``; return the path written (resolved).
 
@@ -64,6 +66,10 @@ def export_project(
         ``id``, ``consensus``, ``quality``, ``annotations``, ``agreement``); table formats
         gain the columns ``consensus``, ``consensus_quality``, ``annotations`` and
         ``agreement`` for each exported row.
+    annotations : table formats: also write the long table of the team's labels beside it,
+        ``<stem>.annotations.<suffix>`` in the same format, one row per annotation and per
+        adjudication (columns ``id, annotator, label, source, time``; see
+        :func:`~workbench.export.annotations.annotation_table`). Default False.
 
     Options that do nothing in the chosen combination raise an :class:`ExportWarning`.
     """
@@ -77,7 +83,11 @@ def export_project(
             raise ExportError(f"mode must be 'copy', 'symlink' or 'hardlink', not {mode!r}")
         if split is not None and not 0.0 < float(split) < 1.0:
             raise ExportError(f"split must be a fraction between 0 and 1, not {split}")
-    target = check_target(path, project, fmt, overwrite=overwrite)
+    if annotations and fmt not in TABLE_FORMATS:
+        warnings.warn(f"the annotations table goes beside table exports only, not {fmt}",
+                      ExportWarning, stacklevel=2)
+    annotations = bool(annotations) and fmt in TABLE_FORMATS
+    target = check_target(path, project, fmt, overwrite=overwrite, annotations=annotations)
     rows = labelled_table(project, include=include, min_confidence=min_confidence,
                           predictions=predictions)
     meta = metadata(project, rows, fmt=fmt, include=include, min_confidence=min_confidence,
@@ -91,7 +101,12 @@ def export_project(
                 "id", "consensus", pl.col("quality").alias("consensus_quality"),
                 "annotations", "agreement"), on="id", how="left")
         meta["csv_safe"] = bool(csv_safe) if fmt in ("csv", "tsv") else None
-        return write_table(rows, target, fmt, meta, overwrite=overwrite, csv_safe=csv_safe)
+        beside = {}
+        if annotations:
+            beside[annotations_path(target)] = long = annotation_table(project)
+            meta["annotations"] = {"file": annotations_path(target).name, "rows": long.height}
+        return write_table(rows, target, fmt, meta, overwrite=overwrite, csv_safe=csv_safe,
+                           beside=beside)
     if fmt == "imagefolder":
         return write_imagefolder(project, rows, target, meta, overwrite=overwrite,
                                  mode=mode, split=split,

@@ -38,28 +38,35 @@ def neutralise(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_table(rows: pl.DataFrame, target: Path, fmt: str, meta: dict[str, Any], *,
-                overwrite: bool, csv_safe: bool) -> Path:
-    """Write ``rows`` to ``target`` as ``fmt`` and ``meta`` to its sidecar, both or neither."""
-    def write_rows(tmp: Path) -> None:
-        if fmt == "parquet":
-            rows.write_parquet(tmp)
-        elif fmt in ("csv", "tsv"):
-            _for_text(rows, csv_safe=csv_safe).write_csv(
-                tmp, separator="," if fmt == "csv" else "\t")
-        else:
-            rows.with_columns(pl.col("time").dt.to_string(_TIME_FORMAT)).write_ndjson(tmp)
-        fsync_file(tmp)
+                overwrite: bool, csv_safe: bool,
+                beside: dict[Path, pl.DataFrame] | None = None) -> Path:
+    """Write ``rows`` to ``target`` as ``fmt`` and ``meta`` to its sidecar, and each table
+    of ``beside`` (path -> rows, with a ``time`` column) to its path as ``fmt``: all or
+    none (the sidecar is published first, ``target`` last)."""
+    def writer(table: pl.DataFrame) -> Any:
+        def write_rows(tmp: Path) -> None:
+            if fmt == "parquet":
+                table.write_parquet(tmp)
+            elif fmt in ("csv", "tsv"):
+                _for_text(table, csv_safe=csv_safe).write_csv(
+                    tmp, separator="," if fmt == "csv" else "\t")
+            else:
+                table.with_columns(pl.col("time").dt.to_string(_TIME_FORMAT)).write_ndjson(tmp)
+            fsync_file(tmp)
+        return write_rows
 
     sidecar = sidecar_path(target)
     meta["file"] = target.name
+    # The sidecar first: a data file is never there without its metadata.
+    files = [(sidecar, lambda p: p.write_text(json_text(meta), "utf-8")),
+             *((path, writer(table)) for path, table in (beside or {}).items()),
+             (target, writer(rows))]
     tmps: list[Path] = []
     try:
-        tmps.append(write_temp(sidecar, lambda p: p.write_text(json_text(meta), "utf-8"),
-                               folder=False))
-        tmps.append(write_temp(target, write_rows, folder=False))
-        # The sidecar first: a data file is never there without its metadata.
-        publish_file(tmps[0], sidecar, overwrite=overwrite)
-        publish_file(tmps[1], target, overwrite=overwrite)
+        for path, write in files:
+            tmps.append(write_temp(path, write, folder=False))
+        for tmp, (path, _) in zip(tmps, files, strict=True):
+            publish_file(tmp, path, overwrite=overwrite)
     finally:
         for tmp in tmps:
             remove(tmp)

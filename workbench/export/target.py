@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._config import EXPORT_FOLDER_META, PROJECT_FILE
+from .annotations import annotations_path
 from .metadata import sidecar_path
 from .options import TABLE_FORMATS, ExportError
 
@@ -16,13 +17,16 @@ __all__ = ["check_target"]
 
 
 def check_target(path: str | os.PathLike[str], project: Any, fmt: str, *,
-                 overwrite: bool) -> Path:
-    """The resolved target, after refusing a project folder and an existing export."""
+                 overwrite: bool, annotations: bool = False) -> Path:
+    """The resolved target, after refusing a project folder and an existing export (with
+    ``annotations``, also its long table of annotations beside a table)."""
     target = Path(path).expanduser().resolve()
     project_root = Path(project.path).expanduser().resolve()
     checks = [target]
-    if fmt in TABLE_FORMATS:
-        checks.append(sidecar_path(target).resolve())
+    beside = [sidecar_path(target)] if fmt in TABLE_FORMATS else []
+    if fmt in TABLE_FORMATS and annotations:
+        beside.append(annotations_path(target))
+    checks += [p.resolve() for p in beside]
     for p in checks:
         for folder in (p, *p.parents):
             if folder == project_root or (folder / PROJECT_FILE).is_file():
@@ -37,7 +41,7 @@ def check_target(path: str | os.PathLike[str], project: Any, fmt: str, *,
             f"{str(project_root)!r}; choose a path outside it"
         )
     if fmt in TABLE_FORMATS:
-        for p in (target, sidecar_path(target)):
+        for p in (target, *beside):
             if p.is_dir():
                 raise ExportError(f"{str(p)!r} is a folder; a {fmt} export is a file")
             if (p.exists() or p.is_symlink()) and not overwrite:

@@ -77,7 +77,8 @@ def check_confidence(
     """The confidences of the resolved items (None for human labels), checked.
 
     ``first`` and ``n_given`` are from :func:`resolve_items`: machine sources need
-    ``n_given`` finite numbers, aligned with the items as given; human labels none.
+    ``n_given`` finite numbers, aligned with the items as given; human labels, and an
+    adjudicator's (source "adjudicated", a human decision), none.
     """
     if source in MACHINE_SOURCES:
         if confidence is None:
@@ -90,7 +91,7 @@ def check_confidence(
         # Aligned with the items as given; the ids come back sorted and deduplicated.
         return conf[first].tolist()
     if confidence is not None:
-        raise ValueError("human labels carry no confidence")
+        raise ValueError(f"{source} labels carry no confidence (a person decided them)")
     return None
 
 

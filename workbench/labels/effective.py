@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._config import LABEL_SOURCES
+from .._config import ADJUDICATED, LABEL_SOURCES
 
 __all__ = ["LAYERS", "EffectiveLabels", "effective_labels"]
 
@@ -31,7 +31,7 @@ class EffectiveLabels:
     label : (N,) int64 class id, -1 where the item has no label of any kind.
     layer : (N,) int8 index into :data:`LAYERS` (none, human, accepted, predicted).
     source_code : (N,) int8 index into ``source_names`` (0 = no label).
-    source_names : ``(None, "human", <machine sources>..., <the prediction's source>)``.
+    source_names : ``(None, *LABEL_SOURCES, <the prediction's source>)``.
     confidence : (N,) float64: 1.0 for a human label, the recorded confidence of an
         accepted machine label, the prediction's (calibrated) confidence; NaN for none.
     action : (N,) int64 the log action that set the label (0 for predictions and none).
@@ -46,8 +46,9 @@ class EffectiveLabels:
 
     @cached_property
     def source(self) -> np.ndarray:
-        """(N,) object: ``"human"``, the accepted machine label's source (propagated /
-        probe / zeroshot), the prediction's source, or None. Built on first use: the
+        """(N,) object: ``"human"`` (``"adjudicated"`` where an adjudicator decided it), the
+        accepted machine label's source (propagated / probe / zeroshot), the prediction's
+        source, or None. Built on first use: the
         integer ``source_code`` is what hot paths should read."""
         return np.array(self.source_names, dtype=object)[self.source_code]
 
@@ -78,7 +79,10 @@ def effective_labels(state: Any, predictions: Any = None) -> EffectiveLabels:
     action = np.where(is_h, state.human_action, np.where(is_a, state.machine_action, 0))
     # Codes: 0 = none, 1 + i = LABEL_SOURCES[i] ("human" is LABEL_SOURCES[0]).
     names: tuple[str | None, ...] = (None, *LABEL_SOURCES)
-    code = np.where(is_h, 1, np.where(is_a, 1 + state.machine_source, 0)).astype(np.int8)
+    adjudicated = getattr(state, "adjudicated", None)  # a human label an adjudicator decided
+    human_code = (1 if adjudicated is None
+                  else np.where(adjudicated >= 0, 1 + LABEL_SOURCES.index(ADJUDICATED), 1))
+    code = np.where(is_h, human_code, np.where(is_a, 1 + state.machine_source, 0)).astype(np.int8)
     if predictions is not None:
         pred = np.asarray(predictions.label, np.int64)
         if pred.shape != (n,):

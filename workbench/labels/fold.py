@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._config import LABEL_SOURCES
+from .._config import ADJUDICATED, LABEL_SOURCES
 from .schema import Action
 
 __all__ = ["CLASS_KINDS", "NO_LABEL", "SOURCE_CODE", "LabelState"]
@@ -29,8 +29,13 @@ class LabelState:
 
     Attributes
     ----------
-    human : (N,) int64 class id of the human label.
+    human : (N,) int64 class id of the human label: the adjudicated label where there is
+        one (an adjudicator's decision is final), else the annotators' latest.
     human_action : (N,) int64 id of the action that set it (0 = never).
+    adjudicated : (N,) int64 class id of the adjudicated label (source "adjudicated").
+    adjudicated_action : (N,) int64 id of the action that set it.
+    annotated : (N,) int64 class id of the annotators' latest label (source "human"),
+        adjudicated or not; ``annotated_action`` the id of its action.
     machine : (N,) int64 class id of the accepted machine label.
     machine_confidence : (N,) float32, NaN where there is none.
     machine_source : (N,) int8 index into ``LABEL_SOURCES``.
@@ -41,6 +46,10 @@ class LabelState:
     n: int
     human: np.ndarray = field(init=False)
     human_action: np.ndarray = field(init=False)
+    adjudicated: np.ndarray = field(init=False)
+    adjudicated_action: np.ndarray = field(init=False)
+    annotated: np.ndarray = field(init=False)
+    annotated_action: np.ndarray = field(init=False)
     machine: np.ndarray = field(init=False)
     machine_confidence: np.ndarray = field(init=False)
     machine_source: np.ndarray = field(init=False)
@@ -50,6 +59,10 @@ class LabelState:
     def __post_init__(self) -> None:
         self.human = np.full(self.n, NO_LABEL, np.int64)
         self.human_action = np.zeros(self.n, np.int64)
+        self.adjudicated = np.full(self.n, NO_LABEL, np.int64)
+        self.adjudicated_action = np.zeros(self.n, np.int64)
+        self.annotated = np.full(self.n, NO_LABEL, np.int64)
+        self.annotated_action = np.zeros(self.n, np.int64)
         self.machine = np.full(self.n, NO_LABEL, np.int64)
         self.machine_confidence = np.full(self.n, np.nan, np.float32)
         self.machine_source = np.zeros(self.n, np.int8)
@@ -60,9 +73,11 @@ class LabelState:
         extra = n - self.n
         if extra <= 0:
             return
-        self.human = np.concatenate([self.human, np.full(extra, NO_LABEL, np.int64)])
-        self.human_action = np.concatenate([self.human_action, np.zeros(extra, np.int64)])
-        self.machine = np.concatenate([self.machine, np.full(extra, NO_LABEL, np.int64)])
+        for name in ("human", "adjudicated", "annotated", "machine"):
+            label = getattr(self, name)
+            setattr(self, name, np.concatenate([label, np.full(extra, NO_LABEL, np.int64)]))
+        for name in ("human_action", "adjudicated_action", "annotated_action"):
+            setattr(self, name, np.concatenate([getattr(self, name), np.zeros(extra, np.int64)]))
         self.machine_confidence = np.concatenate(
             [self.machine_confidence, np.full(extra, np.nan, np.float32)]
         )
@@ -91,15 +106,20 @@ class LabelState:
             for src in sources:
                 if src == into or src not in self.classes:
                     continue
-                self.human[self.human == src] = into
-                self.machine[self.machine == src] = into
+                for layer in (self.human, self.adjudicated, self.annotated, self.machine):
+                    layer[layer == src] = into
                 del self.classes[src]
         elif kind == "assign":
             if action.class_id not in self.classes:
                 return  # the class was deleted by a concurrent writer: nothing to label
             if action.source == "human":
-                self.human[idx] = action.class_id
-                self.human_action[idx] = action.id
+                self.annotated[idx] = action.class_id
+                self.annotated_action[idx] = action.id
+                self._human_of(idx)
+            elif action.source == ADJUDICATED:
+                self.adjudicated[idx] = action.class_id
+                self.adjudicated_action[idx] = action.id
+                self._human_of(idx)
             else:
                 self.machine[idx] = action.class_id
                 self.machine_source[idx] = SOURCE_CODE[action.source]
@@ -110,9 +130,21 @@ class LabelState:
                 self.machine_confidence[idx] = conf[: len(idx)] if len(conf) else np.nan
         elif kind == "remove":
             if action.source == "human":
-                self.human[idx] = NO_LABEL
-                self.human_action[idx] = action.id
+                self.annotated[idx] = NO_LABEL
+                self.annotated_action[idx] = action.id
+                self._human_of(idx)
+            elif action.source == ADJUDICATED:
+                self.adjudicated[idx] = NO_LABEL
+                self.adjudicated_action[idx] = action.id
+                self._human_of(idx)
             else:
                 self.machine[idx] = NO_LABEL
                 self.machine_confidence[idx] = np.nan
                 self.machine_action[idx] = action.id
+
+    def _human_of(self, idx: np.ndarray) -> None:
+        """The human layer of ``idx`` from its two sources: adjudicated, else annotated."""
+        adj = self.adjudicated[idx] >= 0
+        self.human[idx] = np.where(adj, self.adjudicated[idx], self.annotated[idx])
+        self.human_action[idx] = np.where(adj, self.adjudicated_action[idx],
+                                          self.annotated_action[idx])

@@ -1,31 +1,23 @@
 """The label event log on PostgreSQL: the same append-only log as :mod:`.store`, for a team
 whose kernels run on several machines (JupyterHub, lab servers), where one SQLite file
-cannot be shared safely.
-
-Chosen by a URL: ``postgresql://user@host:5432/db?schema=NAME``. ``schema`` (the one
-parameter that is ours, not libpq's) names the PostgreSQL schema holding this project's
-tables, so one database can hold many projects; the password comes from ``PGPASSWORD`` or
-``~/.pgpass`` like every libpq client (a password written in the URL works but is never
-stored in the project). The tables mirror the SQLite ones (:mod:`.schema`), plus a
-``token`` per batch that tells, after a connection dropped during ``COMMIT``, whether the
-action was saved.
+cannot be shared safely. Its tables and URL (``postgresql://user@host/db?schema=NAME``) are
+:mod:`.pg_schema`; the password comes from ``PGPASSWORD`` or ``~/.pgpass`` (one written in
+the URL works but is never stored in the project).
 
 Guarantees, as on SQLite: a batch is one transaction, writers are serialised (an advisory
 lock per schema, taken at ``BEGIN``, so what a batch reads inside cannot change before its
 commit), ids grow in commit order, an action that returned is committed. A connection that
 drops is reopened: between actions without the caller noticing; inside an action, that
-action raises :class:`LabelLogError` saying it was not saved (or returns, when the token
-shows its commit went through). Every commit sends a ``NOTIFY``, which
+action raises :class:`LabelLogError` saying it was not saved (or returns, when the batch's
+``token`` shows its commit went through). Every commit sends a ``NOTIFY``, which
 :meth:`PostgresLog.wait_for_change` listens for: other kernels see new labels at once.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -38,88 +30,18 @@ from .._config import (
     POSTGRES_RECONNECT_S,
     SQLITE_BUSY_TIMEOUT_MS,
 )
-from .schema import ACTION_KINDS, Action, LabelLogError, default_annotator
-from .store import Batch
-
-__all__ = ["PostgresLog", "is_postgres_url", "public_url", "split_url"]
-
-SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-URL_SCHEMES = ("postgresql://", "postgres://")
-
-TABLES = (
-    "CREATE SCHEMA IF NOT EXISTS {s}",
-    """CREATE TABLE IF NOT EXISTS {s}.actions (
-    id        BIGINT PRIMARY KEY,
-    time      DOUBLE PRECISION NOT NULL,
-    annotator TEXT   NOT NULL,
-    kind      TEXT   NOT NULL,
-    source    TEXT   NOT NULL DEFAULT 'human',
-    class_id  BIGINT,
-    name      TEXT,
-    target    BIGINT,
-    batch     BIGINT,
-    token     TEXT UNIQUE
-)""",
-    """CREATE TABLE IF NOT EXISTS {s}.items (
-    action_id  BIGINT NOT NULL REFERENCES {s}.actions(id),
-    seq        INTEGER NOT NULL,
-    item_id    TEXT   NOT NULL,
-    confidence DOUBLE PRECISION
-)""",
-    "CREATE INDEX IF NOT EXISTS items_by_action ON {s}.items(action_id, seq)",
-    """CREATE TABLE IF NOT EXISTS {s}.merged (
-    action_id BIGINT NOT NULL REFERENCES {s}.actions(id),
-    class_id  BIGINT NOT NULL
-)""",
+from .pg_schema import (
+    TABLES,
+    is_postgres_url,
+    load_psycopg,
+    public_url,
+    select_actions,
+    split_url,
 )
+from .schema import ACTION_KINDS, Action, Batch, LabelLogError, default_annotator
 
-
-def is_postgres_url(target: object) -> bool:
-    """Whether ``target`` names a PostgreSQL label store (a ``postgresql://`` URL)."""
-    return isinstance(target, str) and target.startswith(URL_SCHEMES)
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """``(libpq URL without our ``schema`` parameter, schema name)``; ValueError when the
-    schema is missing or not a plain lower-case identifier."""
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    schema = [v for k, v in query if k == "schema"]
-    if not schema:
-        raise ValueError(
-            f"the label store URL {public_url(url)!r} names no schema: add ?schema=NAME (one "
-            "schema per project; Workbench.open(folder, labels=URL) adds one for you)"
-        )
-    if not SCHEMA_NAME.match(schema[-1]):
-        raise ValueError(
-            f"schema {schema[-1]!r} in the label store URL is not a plain name: use lower-case "
-            "letters, digits and _ (at most 63), starting with a letter or _"
-        )
-    rest = urllib.parse.urlencode([(k, v) for k, v in query if k != "schema"])
-    return urllib.parse.urlunsplit(parts._replace(query=rest)), schema[-1]
-
-
-def public_url(url: str) -> str:
-    """The URL without its password: safe to show, log and store in the project."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = (f"{urllib.parse.quote(parts.username or '', safe='')}@" if parts.username
-              else "") + host + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as e:  # an optional extra
-        raise LabelLogError(
-            "a PostgreSQL label store needs psycopg: pip install 'workbench[postgres]'"
-        ) from e
-    return psycopg
+# The URL helpers live in pg_schema; importable from here too.
+__all__ = ["PostgresLog", "is_postgres_url", "public_url", "split_url"]
 
 
 class PostgresLog:
@@ -137,7 +59,7 @@ class PostgresLog:
 
     def __init__(self, url: str, *, annotator: str | None = None, create: bool = True,
                  read_only: bool = False) -> None:
-        self.psycopg = _psycopg()
+        self.psycopg = load_psycopg()
         self.conninfo, self.schema = split_url(url)
         self.path = public_url(url)  # what messages name
         self.annotator = annotator or default_annotator()
@@ -321,8 +243,7 @@ class PostgresLog:
         )
 
     def append(self, kind: str, **kw: Any) -> int:
-        """Append one action as a batch of its own (arguments of :meth:`EventLog.append
-        <workbench.labels.store.EventLog.append>`) and return its id."""
+        """Append one action as a batch of its own (as ``EventLog.append``); its id."""
         with self.batch() as b:
             return b.append(kind, **kw)
 
@@ -401,9 +322,17 @@ class PostgresLog:
                     if self._lost(e) and attempt == 0:
                         self._reconnect()
                         continue
-                    raise LabelLogError(
-                        f"cannot read the label store {self.path} ({e})") from e
+                    raise LabelLogError(f"cannot read the label store {self.path} ({e})") from e
         raise AssertionError("unreachable")
+
+    @property
+    def connection(self) -> Any:
+        """The psycopg connection (use it inside :meth:`batch`, holding the lock)."""
+        return self._con
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """The rows of one read-only query, in a snapshot (reconnecting once if dropped)."""
+        return self._reading(lambda con: con.execute(sql, params).fetchall())
 
     def last_id(self) -> int:
         """Id of the newest action, 0 for an empty log."""
@@ -412,37 +341,7 @@ class PostgresLog:
 
     def read(self, after: int = 0) -> list[Action]:
         """All actions with ``id > after``, oldest first, with their items."""
-        return self._reading(lambda con: self._select(con, after))
-
-    def _select(self, con: Any, after: int) -> list[Action]:
-        s = self._s
-        rows = con.execute(
-            f"SELECT id, time, annotator, kind, source, class_id, name, target, batch "
-            f"FROM {s}.actions WHERE id > %s ORDER BY id", (after,)).fetchall()
-        if not rows:
-            return []
-        last = rows[-1][0]
-        items: dict[int, tuple[list[str], list[float | None]]] = {}
-        for aid, item, conf in con.execute(
-                f"SELECT action_id, item_id, confidence FROM {s}.items WHERE action_id > %s "
-                "AND action_id <= %s ORDER BY action_id, seq", (after, last)):
-            ids, confs = items.setdefault(aid, ([], []))
-            ids.append(item)
-            confs.append(conf)
-        merged: dict[int, list[int]] = {}
-        for aid, cid in con.execute(
-                f"SELECT action_id, class_id FROM {s}.merged WHERE action_id > %s "
-                "AND action_id <= %s", (after, last)):
-            merged.setdefault(aid, []).append(int(cid))
-        out = []
-        for aid, t, who, kind, source, cid, name, target, batch in rows:
-            ids, confs = items.get(aid, ([], []))
-            out.append(Action(
-                id=aid, time=t, annotator=who, kind=kind, source=source, class_id=cid,
-                name=name, target=target, items=tuple(ids), confidences=tuple(confs),
-                merged=tuple(merged.get(aid, ())), batch=aid if batch is None else batch,
-            ))
-        return out
+        return self._reading(lambda con: select_actions(con, self._s, after))
 
     def wait_for_change(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a commit by anyone (``LISTEN``); True when

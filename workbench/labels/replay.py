@@ -22,7 +22,9 @@ Derivation rule (the model that the property tests check against):
   layers per item: a *human* label and a *machine* label (with a confidence and its
   source). A machine action writes only the machine layer, so it can never overwrite a
   human label. A step whose class does not exist at that point of the fold (deleted, or
-  its creation undone) changes nothing.
+  its creation undone) changes nothing. An adjudication (source "adjudicated") writes the
+  human layer too, and is final: while it stands, the item's human label is the
+  adjudicated one, whatever annotators write after it.
 * the *current* label of an item is its human label if it has one, else its machine label.
 
 Old logs (written before batches) have one batch per row and their undo/redo targets are
@@ -150,22 +152,31 @@ class Replay:
 
         Annotator ``a``'s labels are the fold of the applied actions that ``a`` wrote on
         items, together with everyone's class actions (a merge or delete moves every
-        annotator's labels): what ``a`` would see labelling alone.
+        annotator's labels): what ``a`` would see labelling alone. Adjudications (source
+        "adjudicated") are decisions, not annotations: they are left out.
         """
+        names, labels, _ = self.annotation_actions()
+        return names, labels
+
+    def annotation_actions(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """:meth:`annotations` and, (N, A) int64, the id of the action behind each one."""
         names = sorted({a.annotator for aid, a in self.actions.items()
                         if a.kind in ("assign", "remove") and a.source == "human"
                         and a.batch not in self.undone})
-        if len(names) <= 1:  # one annotator's labels are the human layer itself
-            return names, self.state.human.copy()[:, None][:, :len(names)]
+        if len(names) <= 1:  # one annotator's labels are the annotated layer itself
+            st = self.state
+            return (names, st.annotated.copy()[:, None][:, :len(names)],
+                    st.annotated_action.copy()[:, None][:, :len(names)])
         out = np.full((len(self.ids), len(names)), -1, np.int64)
+        act = np.zeros((len(self.ids), len(names)), np.int64)
         for j, name in enumerate(names):
             state = LabelState(len(self.ids))
             for aid, action in self.actions.items():
                 if action.batch not in self.undone and (
                         action.kind in CLASS_KINDS or action.annotator == name):
                     state.apply(action, self.idx[aid])
-            out[:, j] = state.human
-        return names, out
+            out[:, j], act[:, j] = state.annotated, state.annotated_action
+        return names, out, act
 
     def _positions_of_logged(self, ids: Sequence[str]) -> np.ndarray:
         pos = self.pos

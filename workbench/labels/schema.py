@@ -22,6 +22,7 @@ import os
 import sqlite3
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 from .._config import ANNOTATOR_ENV, DEFAULT_ANNOTATOR
 
@@ -31,6 +32,7 @@ __all__ = [
     "TABLES",
     "WRITE_FAILURES",
     "Action",
+    "Batch",
     "LabelLogError",
     "action_columns",
     "create_or_upgrade",
@@ -116,6 +118,25 @@ class Action:
     confidences: tuple[float | None, ...] = ()
     merged: tuple[int, ...] = ()
     batch: int = 0
+
+
+class Batch:
+    """The open write transaction of a label log; made by its ``batch()`` (SQLite's
+    :class:`~workbench.labels.store.EventLog` or :class:`~workbench.labels.postgres.PostgresLog`).
+
+    ``id`` is the id of its first action (``None`` until something is appended).
+    """
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+        self.id: int | None = None
+
+    def append(self, kind: str, **kw: object) -> int:
+        """Append one step to this batch (the arguments of the log's ``append``)."""
+        aid = self._log._insert(kind, batch=self.id, **kw)  # type: ignore[arg-type]
+        if self.id is None:
+            self.id = aid
+        return aid
 
 
 def default_annotator() -> str:

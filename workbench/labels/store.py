@@ -29,6 +29,7 @@ from .schema import (
     RESTORE_HINT,
     WRITE_FAILURES,
     Action,
+    Batch,
     LabelLogError,
     action_columns,
     create_or_upgrade,
@@ -41,24 +42,6 @@ from .schema import (
 )
 
 __all__ = ["ACTION_KINDS", "Action", "Batch", "EventLog", "LabelLogError"]
-
-
-class Batch:
-    """The open write transaction of an :class:`EventLog`; made by :meth:`EventLog.batch`.
-
-    ``id`` is the id of its first action (``None`` until something is appended).
-    """
-
-    def __init__(self, log: EventLog) -> None:
-        self._log = log
-        self.id: int | None = None
-
-    def append(self, kind: str, **kw: object) -> int:
-        """Append one step to this batch (same arguments as :meth:`EventLog.append`)."""
-        aid = self._log._insert(kind, batch=self.id, **kw)  # type: ignore[arg-type]
-        if self.id is None:
-            self.id = aid
-        return aid
 
 
 class EventLog:
@@ -330,6 +313,16 @@ class EventLog:
             version = self._con.execute("PRAGMA data_version").fetchone()[0]
         changed, self._data_version = version != self._data_version, version
         return changed
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection (use it inside :meth:`batch`, holding the lock)."""
+        return self._con
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        """The rows of one read-only query."""
+        with self.lock:
+            return self._con.execute(sql, params).fetchall()
 
     def last_id(self) -> int:
         """Id of the newest action, 0 for an empty log."""

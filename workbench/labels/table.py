@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import polars as pl
 
-from .._config import LABEL_SOURCES
+from .._config import ADJUDICATED, LABEL_SOURCES
 from .fold import LabelState
 from .schema import Action
 
@@ -16,6 +16,9 @@ __all__ = ["label_table"]
 
 def label_table(state: LabelState, actions: Iterable[Action], ids: Sequence[str]) -> pl.DataFrame:
     """One row per item of ``ids``: id, label, label_source, confidence, annotator, time.
+
+    ``label_source`` of a human label is "adjudicated" where an adjudicator decided it (its
+    annotator and time are the adjudicator's), else "human".
 
     ``actions`` are the logged actions the state's ``*_action`` ids refer to (for the
     annotator and time of each label).
@@ -28,7 +31,8 @@ def label_table(state: LabelState, actions: Iterable[Action], ids: Sequence[str]
     machine = [names.get(int(c)) for c in s.machine]
     is_h = s.human >= 0
     is_m = ~is_h & (s.machine >= 0)
-    source = np.where(is_h, "human", np.array(LABEL_SOURCES, dtype=object)[s.machine_source])
+    human_source = np.where(s.adjudicated >= 0, ADJUDICATED, "human").astype(object)
+    source = np.where(is_h, human_source, np.array(LABEL_SOURCES, dtype=object)[s.machine_source])
     source = np.where(is_h | is_m, source, None)
     act = np.where(is_h, s.human_action, np.where(is_m, s.machine_action, 0))
     annot = [who[int(a)][0] if a else None for a in act]

@@ -15,7 +15,9 @@ Agreement figures over the raw labels: :func:`fleiss_kappa`, :func:`krippendorff
 (nominal) and :func:`cohen_kappa` per pair of annotators.
 
 Labels are an (N, A) int array: annotator ``a``'s class column index for item ``i``, -1
-where ``a`` did not label ``i``. Arrays in, arrays out.
+where ``a`` did not label ``i``. Arrays in, arrays out. An adjudicator's decisions (``final``)
+are known true classes: the fit holds them fixed (so they also teach it who is right), and
+they are the consensus of their items, with quality 1.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ class Consensus:
         that their labels are right (NaN for an annotator with no labels).
     confusion : (A, C, C) float64 each annotator's estimated P(says column | true row).
     model_weight : the exponent chosen for the model's probabilities (0: not used).
-    flagged : (N,) bool, worth an adjudicator's look: labelled, and consensus quality below
-        ``CONSENSUS_ADJUDICATE_BELOW``.
+    flagged : (N,) bool, worth an adjudicator's look: labelled, not adjudicated, and consensus
+        quality below ``CONSENSUS_ADJUDICATE_BELOW``.
     """
 
     label: np.ndarray
@@ -114,7 +116,7 @@ def _counts(lab: np.ndarray, c: int) -> np.ndarray:
 
 
 def consensus(labels: np.ndarray, model_proba: np.ndarray | None = None, *,
-              n_classes: int | None = None,
+              n_classes: int | None = None, final: np.ndarray | None = None,
               model_weights: tuple[float, ...] = CONSENSUS_MODEL_WEIGHTS,
               max_iter: int = CONSENSUS_MAX_ITER) -> Consensus:
     """Consensus labels and annotator quality (see the module docstring).
@@ -126,26 +128,29 @@ def consensus(labels: np.ndarray, model_proba: np.ndarray | None = None, *,
         must come from a model that did not see that item's labels, e.g. cross-fitted),
         or None for annotators alone.
     n_classes : C when there is no ``model_proba`` (default: the largest label + 1).
+    final : (N,) int adjudicated class columns, -1 where an item has none: those items'
+        true class is known (posterior one-hot, quality 1, never flagged).
     model_weights : exponents tried on the model's probabilities; the one whose fit best
         predicts held-out annotations wins (0 means the model is ignored).
     max_iter : EM iterations.
     """
     lab, c = _check(labels, n_classes, model_proba)
     n, n_ann = lab.shape
+    fin = _check_final(final, n, c)
     log_prior = (np.log(np.clip(np.asarray(model_proba, np.float64), 1e-6, 1.0))
                  if model_proba is not None else None)
     weights = tuple(model_weights) if log_prior is not None else (0.0,)
     best = None
     for w in weights:
-        post, conf = _em(lab, c, None if log_prior is None else w * log_prior, max_iter)
+        post, conf = _em(lab, c, None if log_prior is None else w * log_prior, max_iter, fin)
         score = _held_out_loglik(lab, c, post, conf, None if log_prior is None
-                                 else w * log_prior)
+                                 else w * log_prior, fin)
         if best is None or score > best[0] + 1e-9:
             best = (score, w, post, conf)
     _, w, post, conf = best
     label = post.argmax(axis=1)
     n_lab = (lab >= 0).sum(axis=1)
-    anything = (n_lab > 0) | (log_prior is not None and w > 0)
+    anything = (n_lab > 0) | (log_prior is not None and w > 0) | (fin >= 0)
     label = np.where(anything, label, -1)
     quality = np.where(anything, post.max(axis=1), 0.0)
     agree = np.full(n, np.nan)
@@ -162,18 +167,40 @@ def consensus(labels: np.ndarray, model_proba: np.ndarray | None = None, *,
                      ann_q, conf, float(w), flagged)
 
 
+def _check_final(final: np.ndarray | None, n: int, c: int) -> np.ndarray:
+    """(N,) int64 adjudicated class columns (-1: none), checked."""
+    if final is None:
+        return np.full(n, -1, np.int64)
+    fin = np.asarray(final)
+    if fin.shape != (n,) or not np.issubdtype(fin.dtype, np.integer):
+        raise ValueError(f"final must be ({n},) integer class columns (-1: none), got "
+                         f"{fin.dtype} {fin.shape}")
+    if fin.size and (fin.min() < -1 or fin.max() >= c):
+        raise ValueError(f"final must be -1 or class columns 0..{c - 1}")
+    return fin.astype(np.int64)
+
+
+def _fix(post: np.ndarray, fin: np.ndarray) -> np.ndarray:
+    """``post`` with the adjudicated items' rows one-hot on their final class."""
+    known = np.flatnonzero(fin >= 0)
+    if known.size:
+        post[known] = 0.0
+        post[known, fin[known]] = 1.0
+    return post
+
+
 def _em(lab: np.ndarray, c: int, log_prior: np.ndarray | None,
-        max_iter: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dawid-Skene EM from a majority-vote start; returns the posterior (N, C) and the
-    confusion matrices (A, C, C)."""
+        max_iter: int, fin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dawid-Skene EM from a majority-vote start, the adjudicated items held at their final
+    class; returns the posterior (N, C) and the confusion matrices (A, C, C)."""
     n_ann = lab.shape[1]
     counts = _counts(lab, c)
     post = counts + 1e-3 * (np.exp(log_prior) if log_prior is not None else 1.0)
-    post /= post.sum(axis=1, keepdims=True)
+    post = _fix(post / post.sum(axis=1, keepdims=True), fin)
     conf = np.zeros((n_ann, c, c))
     for _ in range(max_iter):
         conf = _confusions(lab, c, post)
-        new = _posterior(lab, c, conf, log_prior, _class_prior(post, log_prior))
+        new = _fix(_posterior(lab, c, conf, log_prior, _class_prior(post, log_prior)), fin)
         if np.abs(new - post).max() < 1e-6:
             post = new
             break
@@ -218,7 +245,7 @@ def _posterior(lab: np.ndarray, c: int, conf: np.ndarray, log_prior: np.ndarray 
 
 
 def _held_out_loglik(lab: np.ndarray, c: int, post: np.ndarray, conf: np.ndarray,
-                     log_prior: np.ndarray | None) -> float:
+                     log_prior: np.ndarray | None, fin: np.ndarray) -> float:
     """Mean log-probability of one annotation per item (the first annotator, in a rotating
     order) predicted from the item's other annotations and the prior: how well a model
     weight explains labels it was not shown."""
@@ -232,7 +259,7 @@ def _held_out_loglik(lab: np.ndarray, c: int, post: np.ndarray, conf: np.ndarray
     pick = order[np.arange(has.size), has % np.maximum(n_lab, 1)]
     skip = np.full(n, -1)
     skip[has] = pick
-    loo = _posterior(lab, c, conf, log_prior, _class_prior(post, log_prior), skip)
+    loo = _fix(_posterior(lab, c, conf, log_prior, _class_prior(post, log_prior), skip), fin)
     said = lab[has, pick]
     p_said = (loo[has] * conf[pick, :, said]).sum(axis=1)  # sum_k P(k) P(says | k)
     return float(np.log(np.clip(p_said, 1e-12, None)).mean())

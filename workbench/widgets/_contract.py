@@ -98,6 +98,8 @@ class SessionView(Protocol):
 
     def label(self, items: Any, name: str) -> None: ...
 
+    def adjudicate(self, items: Any, label: str | int) -> None: ...
+
     def remove_labels(self, items: Any) -> None: ...
 
     def undo(self) -> bool: ...
@@ -120,7 +122,7 @@ class SessionView(Protocol):
 
     def next_cluster(self) -> ClusterView | None: ...
 
-    def suggestions(self, n: int = ...) -> np.ndarray: ...
+    def suggestions(self, n: int = ..., *, claim: bool = ...) -> np.ndarray: ...
 
     def suspected_errors(self, n: int = ...) -> np.ndarray: ...
 
@@ -148,12 +150,13 @@ SESSION_EVENTS = tuple(e.value for e in Event)
 #: scatter.js ``FIELDS`` reads each with the typed array of the same width.
 CODE_FIELDS: dict[str, type[np.integer]] = {
     "human": np.uint16, "machine": np.uint16, "predicted": np.uint16,
-    "cluster": np.uint16, "confidence": np.uint8, "review": np.uint8,
+    "cluster": np.uint16, "confidence": np.uint8, "review": np.uint8, "agreement": np.uint8,
 }
 #: Colour modes of the map: labels (human opaque, machine translucent), human labels only,
-#: predicted label, prediction confidence, proposed cluster, needs review; the options of
-#: the map's mode menu, in this order.
-COLOR_MODES = ("label", "human", "predicted", "confidence", "cluster", "review")
+#: predicted label, prediction confidence, proposed cluster, needs review, annotators'
+#: agreement with the consensus (``agreement`` codes: 0 = nobody labelled the item, else
+#: 1 + 254 * agreement); the options of the map's mode menu, in this order.
+COLOR_MODES = ("label", "human", "predicted", "confidence", "cluster", "review", "agreement")
 #: Selection shapes of the map (the options of its shape menu): lasso and box.
 LASSO_TYPES = ("freeform", "rectangle")
 #: Categorical colours of the classes (Tableau 10 then its light variants): distinct,

@@ -6,6 +6,10 @@ in :data:`BUTTONS`. :class:`AppControls` looks the type up in one dispatch table
 methods, which call the app's public methods (the same a notebook cell calls) or the
 session.
 
+While the gallery shows the disagreements queue, every label given from the app (a number
+key, "label", a card's class) is an adjudication (:meth:`AppControls.label`): logged with
+source "adjudicated", final for the consensus. Any other selection ends it.
+
 Errors follow the app's one policy (see :mod:`workbench.widgets.app`): the error line is
 cleared before each action and shows why it failed.
 """
@@ -140,6 +144,19 @@ class AppControls:
 
     # -- actions --------------------------------------------------------------------------
 
+    @property
+    def adjudicating(self) -> bool:
+        """True while the gallery shows the disagreements queue: labels are decisions."""
+        return self.app.view.queue == "disagreements"
+
+    def label(self, items: np.ndarray, name: str) -> None:
+        """Label ``items`` with ``name``: an adjudication (``Workbench.adjudicate``) while
+        :attr:`adjudicating`, else an annotation (``Workbench.label``)."""
+        if self.adjudicating:
+            self.session.adjudicate(items, name)
+        else:
+            self.session.label(items, name)
+
     def label_key(self, action: dict[str, Any]) -> None:
         self.app.label_key(action["key"])
 
@@ -153,9 +170,13 @@ class AppControls:
         self.session.redo()
 
     def drop(self, action: dict[str, Any]) -> None:
-        """Take one gallery card's item out of the selection."""
+        """Take one gallery card's item out of the selection (the gallery still shows the
+        same queue, under the same title)."""
         sel = self.app.selection
-        self.app.selection = sel[sel != action["index"]]
+        if (sel == action["index"]).any():  # a change: the selection event takes these
+            view = self.app.view
+            view.next_queue, view.title = view.queue, self.app.gallery.title
+            self.app.selection = sel[sel != action["index"]]
 
     def relabel(self, action: dict[str, Any]) -> None:
         """Label one gallery card's item with the class in colour ``slot`` (0: remove)."""
@@ -166,7 +187,7 @@ class AppControls:
         cid = self.app.view.slots.class_of_slot(slot)
         if cid is None:
             raise ValueError(f"no class in colour slot {slot}")
-        self.session.label([action["index"]], self.session.labels.classes[cid])
+        self.label(np.array([action["index"]]), self.session.labels.classes[cid])
 
     def create_class(self, action: dict[str, Any]) -> None:
         self.session.create_class(self.typed_name())
@@ -203,15 +224,21 @@ class AppControls:
 
     def queue_disagreements(self, action: dict[str, Any]) -> None:
         """Select the items an adjudicator should look at: conflicting labels, or a
-        consensus unlikely to be right (flagged), the least sure consensus first."""
+        consensus unlikely to be right (flagged), the least sure consensus first, leaving
+        out what was adjudicated already. Labelling them is adjudicating (:meth:`label`)."""
         import polars as pl
 
         table = self.session.consensus().with_row_index("position")
-        worst = table.filter(pl.col("flagged") | (pl.col("agreement") < 1)).sort("quality")
+        worst = table.filter((pl.col("flagged") | (pl.col("agreement") < 1))
+                             & ~pl.col("adjudicated")).sort("quality")
         items = worst["position"].to_numpy().astype(np.int64)[:GALLERY_PAGE_SIZE]
         self.app.view.title = (f"Disagreements: {worst.height} items, the least sure "
-                               "consensus first" if worst.height else "Disagreements: none")
+                               "consensus first; a label here is the adjudicator's decision"
+                               if worst.height else "Disagreements: none")
+        self.app.view.next_queue = "disagreements"
         self.app.selection = items
+        if self.app.view.next_queue is not None:  # the same selection as before: no event
+            self.app.gallery.show(self.app.selection, title=self.app.view.take_title())
 
     def clear_selection(self, action: dict[str, Any]) -> None:
         self.app.selection = []

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._config import GALLERY_PAGE_SIZE
+from .._events import Event
 from ..labels.effective import ACCEPTED, HUMAN, PREDICTED, EffectiveLabels, effective_labels
 from ..thumbnails import ThumbnailCache
 from ._contract import MAX_LABEL_KEY, SessionView
@@ -27,7 +28,8 @@ from ._palette import ClassSlots
 from ._positions import as_positions
 from .panel import format_status
 
-__all__ = ["CARD_SOURCES", "TEXT_PREVIEW_CHARS", "AppViewModel"]
+__all__ = ["CARD_SOURCES", "COMPUTED_MODES", "TEXT_PREVIEW_CHARS", "AppViewModel",
+           "agreement_codes"]
 
 log = logging.getLogger("workbench.widgets")
 
@@ -37,6 +39,18 @@ TEXT_PREVIEW_CHARS = 400
 CARD_SOURCES = {HUMAN: "human", ACCEPTED: "machine", PREDICTED: "predicted"}
 #: The gallery's title for a lasso or a click (a queue or a search names its own).
 SELECTION_TITLE = "Selection"
+#: Colour modes whose codes are computed off the main thread (:meth:`AppViewModel.mode_codes`)
+#: and the session events after which they are computed again.
+COMPUTED_MODES = {"review": (Event.PREDICTIONS,), "agreement": (Event.LABELS, Event.PREDICTIONS)}
+
+
+def agreement_codes(agreement: Any) -> np.ndarray:
+    """(N,) uint8 "agreement" codes from the consensus ``agreement`` (share of an item's
+    annotators who gave its consensus label; NaN for an item nobody labelled): 0 = none,
+    1 + round(agreement * 254) otherwise (1 = nobody agrees, 255 = all agree)."""
+    a = np.asarray(agreement, np.float64)
+    return np.where(np.isfinite(a), 1 + np.round(np.clip(np.nan_to_num(a), 0, 1) * 254),
+                    0).astype(np.uint8)
 
 
 class AppViewModel:
@@ -55,6 +69,10 @@ class AppViewModel:
         self.session = session
         self.slots = ClassSlots()
         self.title = SELECTION_TITLE
+        #: The queue the gallery shows ("disagreements" makes every label an adjudication),
+        #: None for a lasso or a search; ``next_queue`` names the selection about to be made.
+        self.queue: str | None = None
+        self.next_queue: str | None = None
         self.message = ""
         self.layers: dict[str, int] = {}
         self._effective: EffectiveLabels | None = None
@@ -75,8 +93,10 @@ class AppViewModel:
         return as_positions(items, self.session.n, ids=self._id_pos)
 
     def take_title(self) -> str:
-        """The title for the selection just made; the next one is "Selection" again."""
+        """The title for the selection just made; the next one is "Selection" again (and
+        :attr:`queue` that of the selection just made, None for the next one)."""
         title, self.title = self.title, SELECTION_TITLE
+        self.queue, self.next_queue = self.next_queue, None
         return title
 
     def thumbnail(self, index: int) -> dict[str, Any]:
@@ -185,12 +205,33 @@ class AppViewModel:
             options.append((f"cluster {k + 1} ({c.size} items)", k))
         return codes, options
 
+    def recolour(self, mode: str, events: Any = None) -> bool:
+        """Whether colour mode ``mode`` is computed (:data:`COMPUTED_MODES`) and its codes are
+        due: when it is chosen (``events`` None), or after one of its session ``events``."""
+        due = COMPUTED_MODES.get(mode)
+        return due is not None and (events is None or any(e in due for e in events))
+
+    def mode_codes(self, mode: str) -> dict[str, np.ndarray]:
+        """The code field of a computed colour mode (:data:`COMPUTED_MODES`), worker thread."""
+        return {mode: self.review_codes() if mode == "review" else self.agreement_codes()}
+
+    def agreement_codes(self) -> np.ndarray:
+        """(N,) uint8 per-item agreement of the annotators with the consensus
+        (:func:`agreement_codes`; 0 where nobody labelled, or below two classes)."""
+        try:
+            table = self.session.consensus()
+        except ValueError as e:  # fewer than 2 classes: no consensus, nothing to colour
+            log.debug("no agreement yet: %s", e)
+            return np.zeros(self.session.n, np.uint8)
+        return agreement_codes(table["agreement"].to_numpy())
+
     def review_codes(self) -> np.ndarray:
         """(N,) uint8 review codes, 1 = suggested next, 2 = suspected error (worker thread:
         ranking label issues refits a probe out of fold)."""
         review = np.zeros(self.session.n, np.uint8)
         try:
-            review[np.asarray(self.session.suggestions(n=GALLERY_PAGE_SIZE), np.int64)] = 1
+            review[np.asarray(self.session.suggestions(n=GALLERY_PAGE_SIZE, claim=False),
+                              np.int64)] = 1
             review[np.asarray(self.session.suspected_errors(n=GALLERY_PAGE_SIZE), np.int64)] = 2
         except Exception as e:  # queues need predictions; before those there is no review
             log.debug("review queues not available yet: %s", e)

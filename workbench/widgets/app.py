@@ -86,8 +86,8 @@ class WorkbenchApp(w.VBox):
                                on_action=self.controls.run, page_size=page_size, n=session.n)
         super().__init__([self.panel, self.map, self.gallery])
         self.add_class("workbench-app")
-        self._review = OffMainThread(self.view.review_codes, self._apply_review, loop=loop,
-                                     on_error=self._job_failed("review"),
+        self._review = OffMainThread(self.view.mode_codes, self._apply_review, loop=loop,
+                                     on_error=self._job_failed("colours"),
                                      name="workbench-review")
         self._errors_queue = OffMainThread(
             self.view.error_queue, self._apply_errors, loop=loop,
@@ -150,7 +150,7 @@ class WorkbenchApp(w.VBox):
         idx = self._items_or_selection(items)
         if idx.size == 0:
             raise ValueError("nothing to label: select items first (lasso on the map)")
-        self.session.label(idx, name)
+        self.controls.label(idx, name)  # from the disagreements queue: an adjudication
 
     def remove_labels(self, items: Any = None) -> None:
         """Remove the human labels of ``items`` (default the selection)."""
@@ -320,7 +320,7 @@ class WorkbenchApp(w.VBox):
         self._refresh_status()
 
     def _on_color_by(self, change: dict[str, Any]) -> None:
-        if self.map.color_by == "review":
+        if self.view.recolour(self.map.color_by):
             self._request_review()
 
     # -- session events (any thread) -> widgets (main thread) -------------------------------
@@ -344,7 +344,7 @@ class WorkbenchApp(w.VBox):
         try:
             if SessionEvent.LABELS in events or SessionEvent.PREDICTIONS in events:
                 self._refresh_labels()
-            if SessionEvent.PREDICTIONS in events and self.map.color_by == "review":
+            if self.view.recolour(self.map.color_by, events):
                 self._request_review()
             if SessionEvent.LAYOUT in events:
                 self.map.coords = normalize_coords(self.session.coords).tobytes()
@@ -369,7 +369,7 @@ class WorkbenchApp(w.VBox):
         self.panel.set_clusters(options)
 
     def _refresh_status(self) -> None:
-        running = [name for name, job in (("review", self._review),
+        running = [name for name, job in ((f"{self.map.color_by} colours", self._review),
                                           ("suspected errors", self._errors_queue))
                    if job.busy]
         self.panel.status.value = self.view.status_line(
@@ -378,11 +378,12 @@ class WorkbenchApp(w.VBox):
     # -- work off the main thread --------------------------------------------------------------
 
     def _request_review(self) -> None:
-        self._review.submit()
+        """Compute the codes of a computed colour mode (review, agreement) off the thread."""
+        self._review.submit(self.map.color_by)
         self._refresh_status()
 
-    def _apply_review(self, review: np.ndarray) -> None:
-        self.map.update(review=review)
+    def _apply_review(self, fields: dict[str, np.ndarray]) -> None:
+        self.map.update(**fields)
         self._refresh_status()
 
     def _apply_errors(self, items: np.ndarray) -> None:
