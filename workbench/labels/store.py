@@ -92,8 +92,10 @@ class EventLog:
             )
         if on_network_filesystem(self.path.parent):
             warnings.warn(f"the label log {self.path} is on a network file system, where "
-                          "SQLite's locks are unreliable: two writers can corrupt it. Keep "
-                          "the project on a local disk.", UserWarning, stacklevel=2)
+                          "SQLite's locks are unreliable: two writers can corrupt it. For a "
+                          "team, keep the labels on PostgreSQL (Workbench.open(folder, labels="
+                          "'postgresql://...')); else keep the project on a local disk.",
+                          UserWarning, stacklevel=2)
         if read_only or not create:
             # A URI with mode=ro / mode=rw never creates the file, even if it vanishes
             # between the check above and here.
@@ -305,9 +307,8 @@ class EventLog:
     # -- reading ---------------------------------------------------------------------------
 
     def wait_for_change(self, timeout: float) -> bool:
-        """Sleep ``timeout`` seconds, then say whether another connection (another kernel,
-        process or store) committed since the last look: SQLite's change counter
-        (``PRAGMA data_version``), one read of the WAL index, no query of the tables."""
+        """Sleep ``timeout`` s, then say whether another connection committed since the last
+        look: SQLite's change counter (``PRAGMA data_version``), no query of the tables."""
         time.sleep(timeout)
         with self.lock:
             version = self._con.execute("PRAGMA data_version").fetchone()[0]
