@@ -461,3 +461,21 @@ def test_disagreements_queue_and_annotator_in_the_status(app):
     quality = table["quality"].to_numpy()
     assert np.all(np.diff(quality[picked]) >= 0)  # least sure first
     assert app.gallery.title.startswith("Disagreements: 12 items")
+
+
+def test_the_annotator_is_shown_and_settable_in_the_widget(app):
+    # Who labels is in the panel; typing another name makes the next actions theirs, and
+    # undo then takes back only that annotator's own.
+    wb = app.session
+    assert app.panel.annotator.value == wb.annotator
+    wb.label([0, 1], "digit 0")
+    app.panel.annotator.value = "adjudicator"
+    assert wb.annotator == "adjudicator" and "annotator: adjudicator" in app.panel.status.value
+    wb.label([2], "digit 0")
+    assert wb.labels.log.read()[-1].annotator == "adjudicator"
+    assert wb.labels.undo() and not wb.labels.undo()  # theirs only: the first label stays
+    assert (wb.labels.state.human[:3] >= 0).tolist() == [True, True, False]
+    wb.annotator = "ann"  # set from the notebook: the field follows
+    assert app.panel.annotator.value == "ann"
+    app.panel.annotator.value = "  "
+    assert wb.annotator == "ann" and "non-empty" in app.panel.error.value

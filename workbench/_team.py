@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from ._config import ADJUDICATED, LIVE_POLL_SECONDS
+from ._events import Event
 
 __all__ = ["Team"]
 
@@ -22,6 +23,19 @@ class Team:
     """Live labels of others, ``annotations_per_item``, ``adjudicate()``, ``consensus()``
     and ``annotator_quality()``; needs ``project``, ``labels``, ``items``, ``predictions``,
     ``refresh``, ``_lock``, ``_issues_input`` and ``_labels_changed`` of the session."""
+
+    @property
+    def annotator(self) -> str:
+        """Who is labelling in this session: recorded on every action, and whose actions undo
+        and redo take back. Settable (the widget's "annotator" field sets it)."""
+        return self.labels.annotator
+
+    @annotator.setter
+    def annotator(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"an annotator name is a non-empty text, not {name!r}")
+        self.labels.log.annotator = name.strip()
+        self._emit(Event.STATUS)
 
     def adjudicate(self, items: Any, label: str | int) -> None:
         """Decide the label of ``items`` (positions or ids) as the adjudicator: one action,

@@ -76,6 +76,7 @@ class SessionView(Protocol):
     project: ProjectView
     coords: np.ndarray
     predictions: PredictionsView | None
+    annotator: str  # who labels in this session; settable
 
     @property
     def items(self) -> Any: ...  # a polars DataFrame with columns id, kind, source

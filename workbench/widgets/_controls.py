@@ -89,6 +89,7 @@ class AppControls:
             "clear_selection": self.clear_selection,
             "export": self.export,
             "accept_predictions": self.accept_predictions,
+            "set_annotator": self.set_annotator,
         }
 
     def connect(self) -> None:
@@ -97,6 +98,21 @@ class AppControls:
             getattr(self.panel, button).on_click(partial(self._clicked, {"type": kind}))
         self.panel.on_label(lambda key: self.attempt({"type": "label_key", "key": key}))
         self.panel.query.continuous_update = False
+        # Who labels: shown, and settable (a shared screen, an adjudicator taking over).
+        self.panel.annotator.value = self.session.annotator
+        self.panel.annotator.observe(
+            lambda change: self.attempt({"type": "set_annotator", "name": change["new"]}),
+            names="value")
+        self.session.subscribe(self._show_annotator)
+
+    def _show_annotator(self, event: str) -> None:
+        """Keep the annotator field true when the notebook sets ``wb.annotator``."""
+        if event == "status" and self.panel.annotator.value != self.session.annotator:
+            self.panel.annotator.value = self.session.annotator
+
+    def set_annotator(self, action: dict[str, Any]) -> None:
+        if action["name"].strip() != self.session.annotator:
+            self.session.annotator = action["name"]
 
     # -- the error policy -----------------------------------------------------------------
 

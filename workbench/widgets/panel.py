@@ -82,7 +82,7 @@ class ControlPanel(w.VBox):
     ``undo``, ``redo``, ``label_buttons`` (HBox, one button per class), ``query``,
     ``search``, ``more_like_this``, ``cluster_pick``, ``select_cluster``,
     ``label_cluster``, ``queue_next``, ``queue_errors``, ``queue_disagreements``, ``clear``,
-    ``accept``, ``export``,
+    ``accept``, ``export``, ``annotator`` (Text: who labels, settable),
     ``status`` (Label), ``error`` (Label).
     """
 
@@ -117,6 +117,9 @@ class ControlPanel(w.VBox):
         self.export = _button("export", "write <project>-labels.parquet beside the project folder")
         self.accept = _button("accept predictions",
                               "record the selection's predictions as machine labels")
+        self.annotator = w.Text(description="annotator", continuous_update=False,
+                                layout=w.Layout(width="220px"),
+                                tooltip="who labels in this session (your undo is yours)")
         self.status = w.Label(value="idle")
         self.error = w.Label(value="", style={"text_color": "#b00020"})
         self._on_label: Callable[[int], None] | None = None
@@ -128,7 +131,7 @@ class ControlPanel(w.VBox):
                 w.HBox([self.query, self.search, self.more_like_this, self.cluster_pick,
                         self.select_cluster, self.label_cluster]),
                 w.HBox([self.queue_next, self.queue_errors, self.queue_disagreements,
-                        self.clear, self.accept, self.export]),
+                        self.clear, self.accept, self.export, self.annotator]),
                 self.status,
                 self.error,
             ]
