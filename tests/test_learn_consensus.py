@@ -296,3 +296,35 @@ def test_two_annotations_per_item_serve_each_annotator_what_still_needs_them(tmp
     assert not np.isin(bob.suggestions(50), mine).any()
     ann.close()
     bob.close()
+
+
+def test_session_agreement_figures_and_confusion_against_consensus(tmp_path):
+    # Three annotators: ann and bob agree everywhere, cy calls every "digit 1" a "digit 0".
+    # The figures match the module's functions, and cy's confusion row shows the mistake.
+    from workbench import Workbench
+
+    folder = tmp_path / "digits"
+    Workbench.demo(folder, background=False, layout="quick").close()
+    people = {n: Workbench.open(folder, background=False, layout="quick", annotator=n)
+              for n in ("ann", "bob", "cy")}
+    try:
+        zeros, ones = np.arange(0, 10), np.arange(10, 20)
+        for n, wb in people.items():
+            wb.label(zeros, "digit 0")
+            wb.label(ones, "digit 0" if n == "cy" else "digit 1")
+        wb = people["ann"]
+        wb.refresh()
+        out = wb.agreement()
+        names, cols, _, _ = wb._annotation_columns()
+        assert out["fleiss_kappa"] == pytest.approx(fleiss_kappa(cols, 2))
+        assert out["krippendorff_alpha"] == pytest.approx(krippendorff_alpha(cols, 2))
+        kappa = {(a, b): k for a, b, _, k in out["cohen_kappa"].iter_rows()}
+        assert kappa[("ann", "bob")] == pytest.approx(1.0)
+        assert kappa[("ann", "cy")] == pytest.approx(0.0)
+        confusion = {(a, t, g): k for a, t, g, k in out["confusion"].iter_rows()}
+        assert confusion[("cy", "digit 1", "digit 0")] == 10
+        assert confusion[("ann", "digit 1", "digit 1")] == 10
+        assert ("ann", "digit 1", "digit 0") not in confusion
+    finally:
+        for wb in people.values():
+            wb.close()

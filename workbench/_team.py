@@ -156,6 +156,40 @@ class Team:
             "label": pl.Series([classes[int(k)] for k in ann[rows, cols]], dtype=pl.String),
         })
 
+    def agreement(self) -> dict[str, Any]:
+        """How much the annotators agree: ``krippendorff_alpha`` and ``fleiss_kappa`` (over
+        the items with 2+ annotations), ``cohen_kappa`` (one row per pair of annotators:
+        ``a``, ``b``, ``items`` both labelled, ``kappa``) and ``confusion``, each
+        annotator's labels against the consensus (one row per annotator, consensus class
+        and their label, with the ``count``: the off-diagonal rows are their mistakes)."""
+        from .learn.consensus import cohen_kappa, fleiss_kappa, krippendorff_alpha
+
+        columns = self._annotation_columns()
+        names, cols, classes, _ = columns
+        if len(names) < 2 or classes.size < 2:
+            raise ValueError("agreement needs two annotators and labels in 2 classes")
+        c = classes.size
+        kappa = cohen_kappa(cols, c)
+        pairs = [(names[i], names[j], int(((cols[:, i] >= 0) & (cols[:, j] >= 0)).sum()),
+                  float(kappa[i, j])) for i in range(len(names)) for j in range(i + 1, len(names))]
+        agreed = self._consensus(columns)[0].label
+        cls = self.labels.classes
+        class_names = [cls[int(k)] for k in classes]
+        rows = []
+        for a, name in enumerate(names):
+            both = (cols[:, a] >= 0) & (agreed >= 0)
+            counts = np.bincount(agreed[both] * c + cols[both, a], minlength=c * c).reshape(c, c)
+            rows += [(name, class_names[t], class_names[g], int(counts[t, g]))
+                     for t, g in zip(*np.nonzero(counts))]
+        return {
+            "krippendorff_alpha": krippendorff_alpha(cols, c),
+            "fleiss_kappa": fleiss_kappa(cols, c),
+            "cohen_kappa": pl.DataFrame(pairs, schema=["a", "b", "items", "kappa"],
+                                        orient="row"),
+            "confusion": pl.DataFrame(rows, schema=["annotator", "consensus", "label", "count"],
+                                      orient="row"),
+        }
+
     def annotator_quality(self) -> dict[str, float]:
         """Each annotator's estimated accuracy (the mean chance their labels are right)."""
         out, names = self._consensus()
