@@ -315,7 +315,7 @@ def test_session_agreement_figures_and_confusion_against_consensus(tmp_path):
         wb = people["ann"]
         wb.refresh()
         out = wb.agreement()
-        names, cols, _, _ = wb._annotation_columns()
+        _, cols, _, _ = wb._annotation_columns()
         assert out["fleiss_kappa"] == pytest.approx(fleiss_kappa(cols, 2))
         assert out["krippendorff_alpha"] == pytest.approx(krippendorff_alpha(cols, 2))
         kappa = {(a, b): k for a, b, _, k in out["cohen_kappa"].iter_rows()}
