@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from .._config import (
-    LABEL_SOURCES,
     POSTGRES_CONNECT_TIMEOUT_S,
     POSTGRES_RECONNECT_S,
     SQLITE_BUSY_TIMEOUT_MS,
@@ -38,7 +37,7 @@ from .pg_schema import (
     select_actions,
     split_url,
 )
-from .schema import ACTION_KINDS, Action, Batch, LabelLogError, default_annotator
+from .schema import Action, Batch, LabelLogError, check_action, default_annotator
 
 # The URL helpers live in pg_schema; importable from here too.
 __all__ = ["PostgresLog", "is_postgres_url", "public_url", "split_url"]
@@ -262,21 +261,13 @@ class PostgresLog:
         annotator: str | None = None,
         at: Action | None = None,
     ) -> int:
-        if kind not in ACTION_KINDS:
-            raise ValueError(f"unknown action kind {kind!r}; expected one of {ACTION_KINDS}")
-        if source not in LABEL_SOURCES:
-            raise ValueError(f"unknown label source {source!r}; expected one of {LABEL_SOURCES}")
-        items = [str(i) for i in items]
+        items = check_action(kind, source, items, confidences)
         for text in (name, annotator, *items):
             if text is not None and "\x00" in text:
                 raise ValueError(
                     f"{text!r} holds the NUL character (\\x00), which PostgreSQL text cannot "
                     "store: remove it (rename the class or the item) and retry"
                 )
-        if confidences is not None and len(confidences) != len(items):
-            raise ValueError(
-                f"{len(confidences)} confidences for {len(items)} items; give one per item"
-            )
         con, s = self._con, self._s
         if kind == "create_class" and class_id is None:
             row = con.execute(f"SELECT COALESCE(MAX(class_id), -1) FROM {s}.actions "
@@ -367,16 +358,12 @@ class PostgresLog:
         """Write ``actions`` (read from another log) with their ids, times and annotators,
         in one transaction, into this log, which must be empty: moving a project's labels
         here from its SQLite file."""
-        with self.batch():
+        with self.batch() as b:
             if self._next_id != 1:
                 raise LabelLogError(f"the label store {self.path} (schema {self.schema!r}) "
                                     "already holds actions; import only into an empty one")
             for a in actions:
-                self._insert(a.kind, batch=None if a.batch == a.id else a.batch,
-                             source=a.source, class_id=a.class_id, name=a.name,
-                             target=a.target, items=a.items,
-                             confidences=list(a.confidences) if a.confidences else None,
-                             merged=a.merged, annotator=a.annotator, at=a)
+                b.copy(a)
 
     def backup(self, dest: str | os.PathLike[str]) -> Path:
         """Write every committed action to an SQLite label log at ``dest`` (one file that

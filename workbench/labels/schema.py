@@ -24,7 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from .._config import ANNOTATOR_ENV, DEFAULT_ANNOTATOR
+from .._config import ANNOTATOR_ENV, DEFAULT_ANNOTATOR, LABEL_SOURCES
 
 __all__ = [
     "ACTION_KINDS",
@@ -35,6 +35,7 @@ __all__ = [
     "Batch",
     "LabelLogError",
     "action_columns",
+    "check_action",
     "create_or_upgrade",
     "default_annotator",
     "has_actions",
@@ -137,6 +138,29 @@ class Batch:
         if self.id is None:
             self.id = aid
         return aid
+
+    def copy(self, a: Action) -> int:
+        """Write ``a`` (read from another log) as it was: its id, time, annotator, batch."""
+        return self._log._insert(
+            a.kind, batch=None if a.batch == a.id else a.batch, source=a.source,
+            class_id=a.class_id, name=a.name, target=a.target, items=a.items,
+            confidences=list(a.confidences) if a.confidences else None, merged=a.merged,
+            annotator=a.annotator, at=a)
+
+
+def check_action(kind: str, source: str, items: Any, confidences: Any) -> list[str]:
+    """The item ids of an action as text, after checking its shape (kind, source, one
+    confidence per item), so that nothing malformed is ever written; ValueError else."""
+    if kind not in ACTION_KINDS:
+        raise ValueError(f"unknown action kind {kind!r}; expected one of {ACTION_KINDS}")
+    if source not in LABEL_SOURCES:
+        raise ValueError(f"unknown label source {source!r}; expected one of {LABEL_SOURCES}")
+    items = [str(i) for i in items]
+    if confidences is not None and len(confidences) != len(items):
+        raise ValueError(
+            f"{len(confidences)} confidences for {len(items)} items; give one per item"
+        )
+    return items
 
 
 def default_annotator() -> str:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .._config import LABEL_SOURCES, SQLITE_BUSY_TIMEOUT_MS
+from .._config import SQLITE_BUSY_TIMEOUT_MS
 from .._files import atomic_write, on_network_filesystem
 from .schema import (
     ACTION_KINDS,
@@ -32,6 +32,7 @@ from .schema import (
     Batch,
     LabelLogError,
     action_columns,
+    check_action,
     create_or_upgrade,
     default_annotator,
     has_actions,
@@ -239,15 +240,7 @@ class EventLog:
         annotator: str | None = None,
         at: Action | None = None,
     ) -> int:
-        if kind not in ACTION_KINDS:
-            raise ValueError(f"unknown action kind {kind!r}; expected one of {ACTION_KINDS}")
-        if source not in LABEL_SOURCES:
-            raise ValueError(f"unknown label source {source!r}; expected one of {LABEL_SOURCES}")
-        items = [str(i) for i in items]
-        if confidences is not None and len(confidences) != len(items):
-            raise ValueError(
-                f"{len(confidences)} confidences for {len(items)} items; give one per item"
-            )
+        items = check_action(kind, source, items, confidences)
         con = self._con
         if kind == "create_class" and class_id is None:
             # Allocated inside the write transaction so two writers never share an id.
@@ -287,16 +280,12 @@ class EventLog:
         """Write ``actions`` (read from another log) with their ids, times and annotators,
         in one transaction, into this log, which must be empty (a backup of a PostgreSQL
         store, or labels moving back from one)."""
-        with self.batch():
+        with self.batch() as b:
             if self.last_id():
                 raise LabelLogError(f"the label log {self.path} already holds actions; "
                                     "import only into an empty one")
             for a in actions:
-                self._insert(a.kind, batch=None if a.batch == a.id else a.batch,
-                             source=a.source, class_id=a.class_id, name=a.name,
-                             target=a.target, items=a.items,
-                             confidences=list(a.confidences) if a.confidences else None,
-                             merged=a.merged, annotator=a.annotator, at=a)
+                b.copy(a)
 
     def single_file(self) -> None:
         """Fold the ``-wal`` file in and leave one self-contained file (a copy that travels
