@@ -9,6 +9,7 @@ The log's own suites (``test_labels``, ``test_labels_batches``, ``test_label_mod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -209,3 +210,71 @@ def test_cli_moves_a_project_to_postgresql(tmp_path, capsys):
     assert main(["labels", str(folder)]) == 0
     assert "cli_team" in capsys.readouterr().out
     np.testing.assert_equal(main(["labels", str(folder), "mysql://x"]), 2)
+
+
+class _CutAfterCommit:
+    """A TCP relay between the store and the server that, when asked, lets a ``COMMIT`` reach
+    the server and then cuts the connection before the answer comes back: the one case where
+    the client cannot know whether its action was saved (a real network fault, not a mock)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.port, self.cut = port, threading.Event()
+        self.cuts = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url_port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server_side = socket.create_connection(("127.0.0.1", self.port))
+            dropping = threading.Event()  # this connection's answers are being lost
+            threading.Thread(target=self._pipe, args=(client, server_side, True, dropping),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server_side, client, False, dropping),
+                             daemon=True).start()
+
+    def _pipe(self, src, dst, upstream: bool, dropping: threading.Event) -> None:
+        try:
+            while data := src.recv(65536):
+                if not upstream and dropping.is_set():
+                    return  # the server's answer to COMMIT: lost with the connection
+                if upstream and self.cut.is_set() and b"COMMIT" in data:
+                    self.cut.clear()
+                    dropping.set()
+                    dst.sendall(data)
+                    self.cuts += 1
+                    time.sleep(0.3)  # the server commits meanwhile
+                    return
+                dst.sendall(data)
+        except OSError:  # the other direction closed the sockets
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+
+def test_an_action_whose_commit_answer_was_lost_counts_once():
+    relay = _CutAfterCommit(server()["port"])
+    url = fresh_url().replace(f":{server()['port']}/", f":{relay.url_port}/")
+    store = LabelStore(url, IDS, annotator="w")
+    store.assign([0], "x")
+    relay.cut.set()
+    store.assign([1], "x")  # COMMIT reached the server, the answer did not: still returns
+    assert relay.cuts == 1
+    store.assign([2], "y")  # and the store goes on, on a new connection
+    reopened = LabelStore(url, IDS)
+    assert current(reopened)[:4] == ["x", "x", "y", None]
+    assigns = [a.items for a in reopened.log.read() if a.kind == "assign"]
+    assert assigns == [("item0",), ("item1",), ("item2",)]  # the lost answer: saved once
+    store.close()
+    reopened.close()
+    relay.listener.close()
