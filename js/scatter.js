@@ -33,6 +33,7 @@ const STYLE = `
 const FIELDS = {
   human: Uint16Array, machine: Uint16Array, predicted: Uint16Array,
   cluster: Uint16Array, confidence: Uint8Array, review: Uint8Array, agreement: Uint8Array,
+  rule: Uint16Array,
 };
 const GREY = [0.72, 0.72, 0.72, 0.55];
 const CLUSTER_COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948',
@@ -42,7 +43,7 @@ const CLUSTER_COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '
 const COLOR_MODE_OPTIONS = [['label', 'colour: labels'], ['human', 'colour: human labels'],
   ['predicted', 'colour: predicted'], ['confidence', 'colour: confidence'],
   ['cluster', 'colour: cluster'], ['review', 'colour: needs review'],
-  ['agreement', 'colour: agreement']];
+  ['agreement', 'colour: agreement'], ['rule', 'colour: a rule\'s votes']];
 // The selection-shape menu: [lasso_type, text].
 const LASSO_OPTIONS = [['freeform', 'lasso'], ['rectangle', 'box']];
 const HINT = 'Shift+drag: select · +Ctrl: add · +Alt: subtract · 1-9: label · 0: unlabel · Ctrl+Z / Shift+Ctrl+Z';
@@ -96,6 +97,11 @@ export function colourEncoding(mode, codes, classes, n) {
       // Where a human label exists it is shown opaque; predictions stay translucent.
       value[i] = human && human[i] > 0 ? human[i] : (p > 0 ? maxSlot + p : 0);
     }
+  } else if (mode === 'rule') {
+    // A rule's votes in its class's colour; where it abstains, grey.
+    colors = [GREY, ...strong];
+    const votes = codes.rule;
+    for (let i = 0; i < n; i++) value[i] = votes ? votes[i] : 0;
   } else if (mode === 'confidence' || mode === 'agreement') {
     // One byte per point: 0 = none (no prediction; nobody labelled it), 1..255 = 0..1.
     colors = CONFIDENCE_RAMP;

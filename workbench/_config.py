@@ -316,5 +316,46 @@ ADJUDICATED = "adjudicated"
 #: The sources that write the human layer (every other source is a machine label).
 HUMAN_SOURCES = ("human", ADJUDICATED)
 
+# -- rules as labellers: the label model (learn/label_model.py) ----------------------------
+
+#: EM iterations of the label model at most (it settles in 20-60 on 10k items x 20 rules).
+LABEL_MODEL_MAX_ITER = 200
+#: EM stops once no item's posterior moves by more than this in an iteration (argmaxes and
+#: estimated accuracies are settled to the third decimal well before).
+LABEL_MODEL_TOL = 1e-4
+#: Pseudo-counts per true class in each rule's confusion row, spread like the rule's own
+#: outcome frequencies plus as many again on "votes right": a rule with ten votes starts as
+#: "mostly right when it votes" and cannot swing the posterior alone; with 10k items it is
+#: negligible next to the data.
+LABEL_MODEL_SMOOTHING = 2.0
+#: Two rules whose votes agree on this share of the items either votes on count as one
+#: (each weighs 1/2 in the posterior): a rule written twice must not double its say.
+LABEL_MODEL_DUPLICATE = 0.9
+#: Folds of the held-out check of each rule (check_rules): each refits the label model.
+RULE_CHECK_FOLDS = 5
+#: A rule is judged (flagged or not) only once it voted on this many human-labelled items.
+RULE_CHECK_MIN_VOTES = 20
+#: A rule whose left-out run improves the held-out human labels by this many standard errors
+#: (of the per-item log-likelihood gain) hurts, and is flagged.
+RULE_CHECK_T = 2.0
+#: A rule is flagged unless its hits on human-labelled items beat votes drawn at the labelled
+#: classes' frequencies by this many standard errors: one-sided 1%, so a rule voting at random
+#: is flagged 99 times in 100, while a keyword rule right 56% of the time on a class of 30%
+#: passes with 50 votes (z = 3.9).
+RULE_CHECK_Z = 2.33
+
+# -- rules (workbench/rules) ------------------------------------------------------------------
+
+#: Items whose vectors a prompt rule compares with its prompts at once: 65,536 x 512 float32
+#: is 128 MiB, so even a memory-mapped million items is read in bounded steps.
+RULE_PROMPT_CHUNK = 65_536
+#: The normal quantile of a rule's accuracy interval (Wilson): 90% two-sided. A rule is
+#: flagged only when even the upper end is below its class's share of the human labels.
+RULE_ACCURACY_Z = 1.6448536269514722
+
+#: The label model's labels an unlabelled item needs this probability to train the rules'
+#: probe on (below it the item stays unlabelled there; a human label always wins).
+RULES_MIN_CONFIDENCE = 0.8
+
 #: Every UPPER_CASE name above: the defaults are the module.
 __all__ = sorted(n for n in dict(globals()) if n.isupper() and not n.startswith("_"))

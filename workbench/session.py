@@ -32,6 +32,7 @@ from ._events import Event, EventBus
 from ._label_verbs import LabelVerbs
 from ._map_job import MapJob
 from ._queues import Cluster, Queues
+from ._rules import Rules
 from ._team import Team
 from .learn import Predictions
 from .learn.pipeline import ModelState, fit_models
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 EVENTS = tuple(e.value for e in Event)
 
 
-class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
+class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob, Rules):
     """A labelling session over one project folder.
 
     Create with :meth:`demo` (offline digits), :meth:`open` (an existing project),
@@ -138,8 +139,8 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
         if background:
             self._start_layout()
             self._start_live()
-        if self.labels.state.human.max(initial=-1) >= 0:
-            self.retrain()
+        if self.labels.state.human.max(initial=-1) >= 0 or self.labels.state.rules:
+            self.retrain()  # labels or rules saved before: predictions at once
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -302,9 +303,11 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob):
     def _fit(self, human: np.ndarray) -> ModelState:
         """One retrain on a snapshot of the human labels (worker thread): see
         :func:`workbench.learn.pipeline.fit_models`."""
+        votes = self.rule_votes()[1]  # the enabled rules' votes: one more source
         return fit_models(human, vectors=self.vectors, graph=self.graph,
                           spreader=self._spreader, map_models=self._map_models,
-                          groups=self._cluster_ids, device=self.device)
+                          groups=self._cluster_ids, device=self.device,
+                          rules=votes if votes.shape[1] else None)
 
 
 def _is_table(path: str | os.PathLike[str], format: str | None) -> bool:

@@ -1,26 +1,32 @@
 """The state a label log folds to: two layers of labels per item and the live classes.
 
 :class:`LabelState` holds, for ``N`` items, a *human* label and a *machine* label (with a
-confidence and its source), and :meth:`LabelState.apply` folds one action into it. The
-order and the choice of actions folded (undo, redo, batches) is :mod:`workbench.labels.replay`.
+confidence and its source), and :meth:`LabelState.apply` folds one action into it. It also
+folds the live labelling rules (``add_rule``, ``edit_rule``, ``remove_rule``; their specs
+are :mod:`workbench.rules.spec`). The order and the choice of actions folded (undo, redo,
+batches) is :mod:`workbench.labels.replay`.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .._config import ADJUDICATED, LABEL_SOURCES
 from .schema import Action
 
-__all__ = ["CLASS_KINDS", "NO_LABEL", "SOURCE_CODE", "LabelState"]
+__all__ = ["CLASS_KINDS", "NO_LABEL", "RULE_ACTIONS", "SOURCE_CODE", "LabelState"]
 
 NO_LABEL = -1
 #: ``LabelState.machine_source`` code of each label source.
 SOURCE_CODE = {s: i for i, s in enumerate(LABEL_SOURCES)}
 #: The action kinds that change the classes (not the labels of items).
 CLASS_KINDS = ("create_class", "rename_class", "merge_classes", "delete_class")
+#: The action kinds that change the rules: ``target`` is the rule id, ``name`` its spec JSON.
+RULE_ACTIONS = ("add_rule", "edit_rule", "remove_rule")
 
 
 @dataclass
@@ -41,6 +47,9 @@ class LabelState:
     machine_source : (N,) int8 index into ``LABEL_SOURCES``.
     machine_action : (N,) int64.
     classes : ``{class_id: name}`` of the live classes, in creation order.
+    rules : ``{rule_id: spec}`` of the live rules, in the order added; each spec holds the
+        ``class_id`` it votes for and ``label``, that class's current name (a rename or a
+        merge carries the rule along; a deleted class leaves its rules voting nowhere).
     """
 
     n: int
@@ -55,6 +64,7 @@ class LabelState:
     machine_source: np.ndarray = field(init=False)
     machine_action: np.ndarray = field(init=False)
     classes: dict[int, str] = field(default_factory=dict)
+    rules: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.human = np.full(self.n, NO_LABEL, np.int64)
@@ -95,9 +105,12 @@ class LabelState:
         kind = action.kind
         if kind == "create_class":
             self.classes[action.class_id] = action.name
+        elif kind in RULE_ACTIONS:
+            self._apply_rule(action)
         elif kind == "rename_class":
             if action.class_id in self.classes:
                 self.classes[action.class_id] = action.name
+                self._relabel_rules(action.class_id, action.class_id)
         elif kind in ("merge_classes", "delete_class"):
             sources = action.merged if kind == "merge_classes" else (action.class_id,)
             into = action.target if kind == "merge_classes" else NO_LABEL
@@ -109,6 +122,8 @@ class LabelState:
                 for layer in (self.human, self.adjudicated, self.annotated, self.machine):
                     layer[layer == src] = into
                 del self.classes[src]
+                if into != NO_LABEL:
+                    self._relabel_rules(src, into)
         elif kind == "assign":
             if action.class_id not in self.classes:
                 return  # the class was deleted by a concurrent writer: nothing to label
@@ -148,3 +163,26 @@ class LabelState:
         self.human[idx] = np.where(adj, self.adjudicated[idx], self.annotated[idx])
         self.human_action[idx] = np.where(adj, self.adjudicated_action[idx],
                                           self.annotated_action[idx])
+
+    def _apply_rule(self, action: Action) -> None:
+        """Fold a rule action: add (or replace) the spec of rule ``target``, or drop it."""
+        rid = action.target
+        if rid is None:
+            return
+        if action.kind == "remove_rule":
+            self.rules.pop(rid, None)
+            return
+        if action.kind == "edit_rule" and rid not in self.rules:
+            return  # removed meanwhile by another annotator: an edit does not bring it back
+        try:
+            spec = json.loads(action.name or "")
+        except ValueError:
+            return  # not written by this code; nothing to apply
+        if isinstance(spec, dict):
+            self.rules[rid] = spec
+
+    def _relabel_rules(self, old: int, new: int) -> None:
+        """Rules voting for class ``old`` now vote for ``new`` (a merge), by its name."""
+        for rid, spec in self.rules.items():
+            if spec.get("class_id") == old:
+                self.rules[rid] = {**spec, "class_id": new, "label": self.classes[new]}

@@ -26,6 +26,10 @@ Derivation rule (the model that the property tests check against):
   human layer too, and is final: while it stands, the item's human label is the
   adjudicated one, whatever annotators write after it.
 * the *current* label of an item is its human label if it has one, else its machine label.
+* rule actions (``add_rule``, ``edit_rule``, ``remove_rule``) fold into the live rules by the
+  same rule: undoing an add removes the rule, undoing an edit brings back the spec before
+  it, undoing a remove brings the rule back. Rule ids are never reused
+  (:attr:`Replay.rule_id_max`), and rules are not annotations.
 
 Old logs (written before batches) have one batch per row and their undo/redo targets are
 the rows they undid, so they replay as they were written.
@@ -38,7 +42,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .fold import CLASS_KINDS, LabelState
+from .fold import CLASS_KINDS, RULE_ACTIONS, LabelState
 from .schema import Action
 
 __all__ = ["Replay"]
@@ -64,6 +68,7 @@ class Replay:
         self.done: dict[str, list[int]] = {}          # annotator -> applied batches, sorted
         self.redo: dict[str, list[int]] = {}          # annotator -> batches it undid
         self.last = 0
+        self.rule_id_max = 0  # the largest rule id ever logged (added, undone or not)
         self.state = LabelState(len(ids))
 
     def feed(self, new: Sequence[Action]) -> None:
@@ -93,6 +98,8 @@ class Replay:
         aid, batch = action.id, action.batch
         self.actions[aid] = action
         self.idx[aid] = self._positions_of_logged(action.items)
+        if action.kind == "add_rule" and action.target is not None:
+            self.rule_id_max = max(self.rule_id_max, action.target)
         if batch in self.members:
             self.members[batch].append(aid)
             return
@@ -153,7 +160,7 @@ class Replay:
         Annotator ``a``'s labels are the fold of the applied actions that ``a`` wrote on
         items, together with everyone's class actions (a merge or delete moves every
         annotator's labels): what ``a`` would see labelling alone. Adjudications (source
-        "adjudicated") are decisions, not annotations: they are left out.
+        "adjudicated") are decisions, not annotations: they are left out, and so are rules.
         """
         names, labels, _ = self.annotation_actions()
         return names, labels
@@ -172,7 +179,7 @@ class Replay:
         for j, name in enumerate(names):
             state = LabelState(len(self.ids))
             for aid, action in self.actions.items():
-                if action.batch not in self.undone and (
+                if action.batch not in self.undone and action.kind not in RULE_ACTIONS and (
                         action.kind in CLASS_KINDS or action.annotator == name):
                     state.apply(action, self.idx[aid])
             out[:, j], act[:, j] = state.annotated, state.annotated_action

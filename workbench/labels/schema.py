@@ -54,6 +54,10 @@ ACTION_KINDS = (
     "delete_class",
     "undo",
     "redo",
+    # rules (workbench.rules): ``target`` the rule id, ``name`` its spec as JSON
+    "add_rule",
+    "edit_rule",
+    "remove_rule",
 )
 
 TABLES = (

@@ -28,13 +28,14 @@ from .fold import NO_LABEL as NO_LABEL  # re-exported: it was defined here
 from .fold import LabelState
 from .postgres import PostgresLog, is_postgres_url
 from .replay import Replay
+from .rules_log import RuleLog
 from .store import EventLog
 from .table import label_table
 
 __all__ = ["LabelState", "LabelStore"]
 
 
-class LabelStore:
+class LabelStore(RuleLog):
     """Labels of a fixed, growing list of items, backed by a durable :class:`EventLog`.
 
     Parameters
@@ -55,7 +56,7 @@ class LabelStore:
     Every change is one batch: validated against the latest state of the file *inside* its
     write transaction (so two processes can never both create a class of one name), and
     undone by one :meth:`undo`. One store may be shared by threads: every public method
-    holds the log's re-entrant lock.
+    holds the log's re-entrant lock. Labelling rules are logged too (:class:`RuleLog`).
     """
 
     def __init__(
@@ -258,8 +259,7 @@ class LabelStore:
         ids, conf = self._check_group(items, source, confidence)
         with self.batch():
             cid = self._class_for(label, create)
-            return self._stage("assign", class_id=cid, source=source, items=ids,
-                               confidences=conf)
+            return self._stage("assign", class_id=cid, source=source, items=ids, confidences=conf)
 
     def assign_many(
         self,

@@ -20,6 +20,7 @@ from .clusters import Group, density_groups, graph_groups, kmeans_groups, spectr
 from .consensus import Consensus, consensus, majority_vote
 from .heldout import HeldOut, held_out_predictions, held_out_weights, mixing_from_held_out
 from .issues import LabelIssues, neighbour_vote, rank_label_issues
+from .label_model import LabelModel, RuleCheck, check_rules, fit_label_model, weak_labels
 from .mixing import Combined, Mixing, calibrated, choose_weights, fit_temperature, mix
 from .probe import LinearProbe, best_device, probe_predictions
 from .propagate import LabelSpreader, Propagation, propagate, spreading_operator
@@ -32,6 +33,7 @@ __all__ = [
     "Group",
     "HeldOut",
     "LabelIssues",
+    "LabelModel",
     "LabelSpreader",
     "LinearProbe",
     "Mixing",
@@ -39,10 +41,12 @@ __all__ = [
     "Predictions",
     "Propagation",
     "Retrainer",
+    "RuleCheck",
     "ZeroShot",
     "accept_zero_shot",
     "best_device",
     "calibrated",
+    "check_rules",
     "choose_weights",
     "cluster_coverage_batch",
     "consensus",
@@ -50,6 +54,7 @@ __all__ = [
     "estimate_accuracy",
     "expected_calibration_error",
     "fit_calibrator",
+    "fit_label_model",
     "fit_temperature",
     "graph_groups",
     "held_out_predictions",
@@ -67,5 +72,6 @@ __all__ = [
     "spreading_operator",
     "suggest_batch",
     "uncertainty",
+    "weak_labels",
     "zero_shot",
 ]

@@ -17,6 +17,7 @@ from .._config import (
     MANY_CLASSES,
     MIX_FOLDS,
     MIX_HOLDOUT_FRACTION,
+    RULES_MIN_CONFIDENCE,
 )
 from ..neighbors import KnnGraph
 from ._common import NotEnoughLabels, check_labels, side_by_side
@@ -69,10 +70,17 @@ def held_out_predictions(
     folds: int = MIX_FOLDS,
     seed: int = HELD_OUT_SEED,
     fitted: Mapping[str, Any] | None = None,
+    rules: np.ndarray | None = None,
+    rules_probe: Any = None,
 ) -> HeldOut | None:
     """Hide the labelled items fold by fold and predict them from the rest (see
     :func:`held_out_weights` for the parameters); None when fewer than 2 blocks of labels
     can be hidden.
+
+    ``rules`` (optional, (N, R) votes): each fold also refits the label model on the rules
+    with the fold's human labels hidden (model ``"rules"``) and, with ``rules_probe`` (the
+    probe fitted on human plus confident rule labels), refits that probe with its L2 on the
+    fold's labels (``"rules_probe"``): the hidden labels never reach the rules' models.
 
     ``fitted`` (optional): name -> the :class:`~workbench.learn.Propagation` of all of
     ``human`` over ``graphs[name]`` (other entries are ignored). Above ``MANY_CLASSES``
@@ -112,7 +120,9 @@ def held_out_predictions(
     # items far from them (a fold hiding a class's only cluster has only the latter).
     item_fold = (np.random.default_rng(seed + 1).permutation(lab.size) % (2 * parts)
                  if groups is not None else np.full(lab.size, -1))
-    names = [*graphs, *(["probe"] if probe is not None else [])]
+    names = [*graphs, *(["probe"] if probe is not None else []),
+             *(["rules"] if rules is not None else []),
+             *(["rules_probe"] if rules is not None and rules_probe is not None else [])]
     rows: list[dict[str, Any]] = []
     first = next(iter(graphs), None)
     radius = (neighbour_radius(graphs[first])
@@ -171,6 +181,8 @@ def held_out_predictions(
                 row["log_mass"] = log_mass(mass)
         if probe_out is not None:
             row["probe"] = lay_out_columns(probe_out[1], probe_out[0], classes)
+        if rules is not None:
+            row.update(_rules_fold(rules, rules_probe, train, pos, vectors, classes))
         rows.append(row)
     if not rows:
         return None
@@ -183,6 +195,32 @@ def held_out_predictions(
                    {k: cat(k) for k in names}, cat("present"), cat("fold").astype(np.int64),
                    block[at].astype(np.int64), cat("log_mass"), cat("distance"),
                    cat("within"))
+
+
+def _rules_fold(rules: np.ndarray, rules_probe: Any, train: np.ndarray, pos: np.ndarray,
+                vectors: np.ndarray | None, classes: np.ndarray) -> dict[str, np.ndarray]:
+    """The rules' models of one fold at the hidden ``pos``, fitted on ``train`` only."""
+    from .label_model import fit_label_model, weak_labels
+    from .probe import LinearProbe
+
+    lm = fit_label_model(rules, train)
+    out = {"rules": _renormalised(lay_out_columns(lm.proba[pos], lm.classes, classes))}
+    if rules_probe is not None and vectors is not None:
+        try:
+            fp = LinearProbe(l2_grid=(rules_probe.l2_,), cv=2, device=rules_probe.device_)
+            fp.fit(vectors, weak_labels(lm, train, RULES_MIN_CONFIDENCE))
+        except NotEnoughLabels:
+            return out
+        out["rules_probe"] = _renormalised(lay_out_columns(fp.predict_proba(vectors[pos]),
+                                                           fp.classes_, classes))
+    return out
+
+
+def _renormalised(proba: np.ndarray) -> np.ndarray:
+    """Rows summing to 1 (a row with no mass left on the labelled classes: uniform)."""
+    total = proba.sum(axis=1, keepdims=True)
+    return np.divide(proba, total, out=np.full_like(proba, 1.0 / proba.shape[1]),
+                     where=total > 0)
 
 
 def held_out_weights(

@@ -5,6 +5,14 @@
 :class:`ModelState`: label propagation over the vectors' graph (and the 2-D map's, once it
 exists), the linear probe, their held-out mix and the calibrated confidence. Arrays in,
 arrays out: no session, store or widget.
+
+With ``rules`` (the (N, R) votes of the enabled rules), the label model
+(:mod:`.label_model`) joins as one more source: its probabilities as the model ``"rules"``,
+and a probe fitted on the human labels plus the label model's confident labels of the items
+no human labelled, as ``"rules_probe"``; both are refitted per held-out fold without the
+hidden human labels, so their weights (and the calibrated confidence) are chosen on labels
+they never saw. Human labels always win over the rules (they are fixed in the label model,
+and never replaced in training).
 """
 
 from __future__ import annotations
@@ -15,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from .._config import MANY_CLASSES, MIX_FOLDS, MIX_FOLDS_MAX_ITEMS, PROBE_MIN_LABELS
+from .._config import (
+    MANY_CLASSES,
+    MIX_FOLDS,
+    MIX_FOLDS_MAX_ITEMS,
+    PROBE_MIN_LABELS,
+    RULES_MIN_CONFIDENCE,
+)
 from ._common import NotEnoughLabels, Predictions, side_by_side
 
 __all__ = ["ModelState", "fit_models", "fit_probe"]
@@ -38,6 +52,8 @@ class ModelState:
     calibration : ``calibrator``, ``features`` (N, F) and ``predictions`` for estimates.
     issues_input : (human, probe labels, out-of-fold probabilities) of the probe's fit, so
         the suspected-errors queue ranks without fitting again.
+    rules : the :class:`~workbench.learn.label_model.LabelModel` of the rules' votes (None:
+        no rules given); ``rules_probe``: the probe fitted on human plus rule labels.
     """
 
     propagation: Any = None
@@ -50,6 +66,8 @@ class ModelState:
     combined: Any = None
     calibration: dict[str, Any] | None = None
     issues_input: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    rules: Any = None
+    rules_probe: Any = None
 
 
 def fit_probe(human: np.ndarray, vectors: np.ndarray, device: str | None) -> ModelState:
@@ -77,7 +95,8 @@ def fit_probe(human: np.ndarray, vectors: np.ndarray, device: str | None) -> Mod
 
 def fit_models(human: np.ndarray, *, vectors: np.ndarray, graph: Any, spreader: Any,
                map_models: Callable[[], tuple[Any, Any] | None] | None = None,
-               groups: Any = None, device: str | None = None) -> ModelState:
+               groups: Any = None, device: str | None = None,
+               rules: np.ndarray | None = None) -> ModelState:
     """Propagation (over the vectors' graph and, when given, the map's), the probe, and
     their mix with calibrated confidence, on a snapshot ``human`` (N,) of the labels.
 
@@ -85,7 +104,9 @@ def fit_models(human: np.ndarray, *, vectors: np.ndarray, graph: Any, spreader: 
     (warm-started from its last fit); ``map_models``: a callable returning the map's
     (graph, spreader) once the map exists, else None (asked only at or below
     ``MANY_CLASSES`` classes); ``groups``: the (N,) proposed cluster of every item, or a
-    callable returning it.
+    callable returning it; ``rules``: (N, R) int class ids voted by the enabled rules (-1:
+    abstains), or None (None or no columns: no rules, the models above alone). With rules,
+    predictions come even before the first human label (the rules' models alone).
     """
     from .calibrate import (
         fallback_calibrator,
@@ -111,21 +132,28 @@ def fit_models(human: np.ndarray, *, vectors: np.ndarray, graph: Any, spreader: 
         if map_spreader is not None:
             map_spreader.fit(human)
 
+    with_rules = rules is not None and np.shape(rules)[1] > 0
     # Propagation and the probe are independent: they fit side by side (two cores).
     try:
         _, state = side_by_side(spread, lambda: fit_probe(human, vectors, device))
     except NotEnoughLabels as e:  # from propagation: nothing is labelled enough yet
-        return ModelState(message=str(e))
-    state.propagation = spreader.predictions_
-    if map_spreader is not None:
-        state.map_propagation = map_spreader.predictions_
+        if not with_rules:
+            return ModelState(message=str(e))
+        graphs, state = {}, ModelState(message=str(e))  # the rules' models alone
+    else:
+        state.propagation = spreader.predictions_
+        if map_spreader is not None:
+            state.map_propagation = map_spreader.predictions_
     models = {"propagated": state.propagation, "map": state.map_propagation,
               "probe": state.probe}
+    if with_rules:
+        models.update(_fit_rules(state, human, rules, vectors, device))
     n = int(np.asarray(human).size)
     held = held_out_predictions(
         human, graphs, state.model, vectors=vectors,
         groups=groups() if callable(groups) else groups,
-        folds=MIX_FOLDS if n <= MIX_FOLDS_MAX_ITEMS else 1, fitted=models)
+        folds=MIX_FOLDS if n <= MIX_FOLDS_MAX_ITEMS else 1, fitted=models,
+        **({"rules": rules, "rules_probe": state.rules_probe} if with_rules else {}))
     mixing = None if held is None else mixing_from_held_out(held)
     if mixing is None:  # too few labels to hold any out: an even mix, a coin flip
         mixing = Mixing({k: 1.0 for k, v in models.items() if v is not None},
@@ -133,7 +161,8 @@ def fit_models(human: np.ndarray, *, vectors: np.ndarray, graph: Any, spreader: 
     state.weights = mixing.weights
     combined = mix(models, mixing.weights, temperature=mixing.temperature)
     # Calibrated confidence: the chance each machine label is right (learn/calibrate.py).
-    mass = log_mass(state.propagation.mass)
+    mass = log_mass(state.propagation.mass if state.propagation is not None
+                    else np.zeros(n))
     distance = nearest_labelled_distance(vectors, np.flatnonzero(human >= 0),
                                          radius=neighbour_radius(graph))
     combined, features = calibrated(combined, models, mixing, log_mass=mass,
@@ -142,3 +171,15 @@ def fit_models(human: np.ndarray, *, vectors: np.ndarray, graph: Any, spreader: 
     state.calibration = {"calibrator": mixing.calibrator, "features": features,
                          "predictions": combined}
     return state
+
+
+def _fit_rules(state: ModelState, human: np.ndarray, rules: np.ndarray, vectors: np.ndarray,
+               device: str | None) -> dict[str, Any]:
+    """The rules' models (``"rules"``, ``"rules_probe"``), recorded in ``state``."""
+    from .label_model import fit_label_model, weak_labels
+
+    state.rules = fit_label_model(rules, human)
+    weak = weak_labels(state.rules, human, RULES_MIN_CONFIDENCE)
+    fitted = fit_probe(weak, vectors, device)
+    state.rules_probe = fitted.model
+    return {"rules": state.rules.predictions(), "rules_probe": fitted.probe}

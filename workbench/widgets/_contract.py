@@ -129,6 +129,22 @@ class SessionView(Protocol):
 
     def consensus(self) -> Any: ...  # a polars DataFrame, one row per item
 
+    # rules (labelling functions): see workbench/_rules.py
+    @property
+    def rules(self) -> Any: ...  # a polars DataFrame, one row per rule
+
+    def add_rule(self, kind: str, label: str, **fields: Any) -> int: ...
+
+    def enable_rule(self, rule_id: int, enabled: bool = True) -> None: ...
+
+    def remove_rule(self, rule_id: int) -> None: ...
+
+    def rule_votes(self) -> tuple[np.ndarray, np.ndarray]: ...  # (R,) ids, (N, R) class ids
+
+    def rule_analysis(self) -> Any: ...  # a polars DataFrame, one row per rule
+
+    def rule_conflicts(self, rule_id: int) -> np.ndarray: ...
+
     def estimate(self) -> dict[str, Any]: ...
 
     def export(self, path: Any, **options: Any) -> Path: ...
@@ -152,12 +168,15 @@ SESSION_EVENTS = tuple(e.value for e in Event)
 CODE_FIELDS: dict[str, type[np.integer]] = {
     "human": np.uint16, "machine": np.uint16, "predicted": np.uint16,
     "cluster": np.uint16, "confidence": np.uint8, "review": np.uint8, "agreement": np.uint8,
+    "rule": np.uint16,
 }
 #: Colour modes of the map: labels (human opaque, machine translucent), human labels only,
 #: predicted label, prediction confidence, proposed cluster, needs review, annotators'
 #: agreement with the consensus (``agreement`` codes: 0 = nobody labelled the item, else
-#: 1 + 254 * agreement); the options of the map's mode menu, in this order.
-COLOR_MODES = ("label", "human", "predicted", "confidence", "cluster", "review", "agreement")
+#: 1 + 254 * agreement), one rule's votes (``rule``: the slot of the class it votes, 0 where
+#: it abstains); the options of the map's mode menu, in this order.
+COLOR_MODES = ("label", "human", "predicted", "confidence", "cluster", "review", "agreement",
+               "rule")
 #: Selection shapes of the map (the options of its shape menu): lasso and box.
 LASSO_TYPES = ("freeform", "rectangle")
 #: Categorical colours of the classes (Tableau 10 then its light variants): distinct,

@@ -41,7 +41,8 @@ CARD_SOURCES = {HUMAN: "human", ACCEPTED: "machine", PREDICTED: "predicted"}
 SELECTION_TITLE = "Selection"
 #: Colour modes whose codes are computed off the main thread (:meth:`AppViewModel.mode_codes`)
 #: and the session events after which they are computed again.
-COMPUTED_MODES = {"review": (Event.PREDICTIONS,), "agreement": (Event.LABELS, Event.PREDICTIONS)}
+COMPUTED_MODES = {"review": (Event.PREDICTIONS,), "agreement": (Event.LABELS, Event.PREDICTIONS),
+                  "rule": (Event.LABELS,)}
 
 
 def agreement_codes(agreement: Any) -> np.ndarray:
@@ -68,6 +69,8 @@ class AppViewModel:
     def __init__(self, session: SessionView) -> None:
         self.session = session
         self.slots = ClassSlots()
+        #: The rule whose votes the "rule" colour mode shows (a rule id; None: the first).
+        self.shown_rule: int | None = None
         self.title = SELECTION_TITLE
         #: The queue the gallery shows ("disagreements" makes every label an adjudication),
         #: None for a lasso or a search; ``next_queue`` names the selection about to be made.
@@ -213,7 +216,19 @@ class AppViewModel:
 
     def mode_codes(self, mode: str) -> dict[str, np.ndarray]:
         """The code field of a computed colour mode (:data:`COMPUTED_MODES`), worker thread."""
+        if mode == "rule":
+            return {mode: self.rule_codes()}
         return {mode: self.review_codes() if mode == "review" else self.agreement_codes()}
+
+    def rule_codes(self) -> np.ndarray:
+        """(N,) uint16 the votes of the rule :attr:`shown_rule` (default the first) as class
+        slots, 0 where it abstains or when there is no rule."""
+        ids, votes = self.session.rule_votes()
+        if not len(ids):
+            return np.zeros(self.session.n, np.uint16)
+        ids = [int(i) for i in ids]
+        col = ids.index(self.shown_rule) if self.shown_rule in ids else 0
+        return self.slots.encode(np.asarray(votes[:, col], np.int64))
 
     def agreement_codes(self) -> np.ndarray:
         """(N,) uint8 per-item agreement of the annotators with the consensus

@@ -6,9 +6,8 @@ widgets, the controller (:class:`~workbench.widgets._controls.AppControls`) turn
 and key presses into session calls, and the app applies the session's events, which may
 arrive on a worker thread and are handed to the kernel's main thread before any widget is
 touched. Everything a click does is also a method here, so a notebook cell can do it too.
-
 The main thread only applies results: what fits a model (the review colours, the
-suspected-errors queue) runs in a worker thread and is handed back like session events.
+suspected-errors queue, the rules' analysis) runs in a worker thread and is handed back.
 
 One error policy, by who asked:
 
@@ -35,9 +34,10 @@ from .._config import GALLERY_PAGE_SIZE, MAP_HEIGHT
 from ._contract import SessionEvent, SessionView
 from ._controls import AppControls
 from ._threads import OffMainThread, call_on_main
-from ._view_model import CARD_SOURCES, TEXT_PREVIEW_CHARS, AppViewModel  # noqa: F401 (moved)
+from ._view_model import AppViewModel
 from .gallery import Gallery
 from .panel import ControlPanel
+from .rules_panel import RulesPanel
 from .scatter import ScatterMap, normalize_coords
 
 __all__ = ["WorkbenchApp"]
@@ -60,7 +60,8 @@ class WorkbenchApp(w.VBox):
 
     Attributes
     ----------
-    map : :class:`ScatterMap`; gallery : :class:`Gallery`; panel : :class:`ControlPanel`.
+    map : :class:`ScatterMap`; gallery : :class:`Gallery`; panel : :class:`ControlPanel`;
+    rules : :class:`~workbench.widgets.rules_panel.RulesPanel`.
     view : the view-model (:class:`~workbench.widgets._view_model.AppViewModel`).
     """
 
@@ -84,7 +85,8 @@ class WorkbenchApp(w.VBox):
                               on_action=self.controls.run)
         self.gallery = Gallery(describe=self.view.describe, thumbnail=self.view.thumbnail,
                                on_action=self.controls.run, page_size=page_size, n=session.n)
-        super().__init__([self.panel, self.map, self.gallery])
+        self.rules = RulesPanel(self)
+        super().__init__([self.panel, self.rules, self.map, self.gallery])
         self.add_class("workbench-app")
         self._review = OffMainThread(self.view.mode_codes, self._apply_review, loop=loop,
                                      on_error=self._job_failed("colours"),
@@ -132,13 +134,9 @@ class WorkbenchApp(w.VBox):
         """The session's latest predictions (``.label``, ``.confidence``) or None."""
         return self.session.predictions
 
-    @property
-    def color_by(self) -> str:
-        return self.map.color_by
-
-    @color_by.setter
-    def color_by(self, mode: str) -> None:
-        self.map.color_by = mode
+    color_by = property(lambda self: self.map.color_by,
+                        lambda self, mode: setattr(self.map, "color_by", mode),
+                        doc="The map's colour mode (one of ``COLOR_MODES``).")
 
     def label(self, name: str, items: Any = None) -> None:
         """Label ``items`` (default the selection) with class ``name`` (created if new).
@@ -289,9 +287,10 @@ class WorkbenchApp(w.VBox):
         unsubscribe = getattr(self, "_unsubscribe", None)
         if unsubscribe is not None:
             unsubscribe()
-        for job in (getattr(self, "_review", None), getattr(self, "_errors_queue", None)):
-            if job is not None:
-                job.close()
+        for part in (getattr(self, "_review", None), getattr(self, "_errors_queue", None),
+                     getattr(self, "rules", None)):
+            if part is not None:
+                part.close()
         super().close()
 
     # -- what the widgets show --------------------------------------------------------------
