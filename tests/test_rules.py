@@ -13,11 +13,9 @@ import polars as pl
 import pytest
 
 import workbench._rules as rules_module
-from workbench._rules import Rules
 from workbench.session import Workbench
 
-# The session class with the rules mixed in (the Workbench itself once it mixes them in).
-W = Workbench if issubclass(Workbench, Rules) else type("W", (Rules, Workbench), {})
+W = Workbench
 Z90 = 1.6448536269514722
 
 
