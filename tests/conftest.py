@@ -56,3 +56,14 @@ def store(log_at):
     s = LabelStore(log_at, IDS, annotator="ann")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory):
+    """The digits demo project, built once per test run (about 9 s). Tests copy it (their
+    labels must not leak into another test's project): ``shutil.copytree(demo_folder, ...)``."""
+    from workbench import Workbench
+
+    folder = tmp_path_factory.mktemp("demo") / "digits"
+    Workbench.demo(folder, background=False, layout="quick").close()
+    return folder

@@ -8,7 +8,7 @@ as text with nothing run. Screenshots go to ``$WORKBENCH_SHOTS`` (default a fold
 system's temp dir): a test run never rewrites the README's images, which
 ``docs/screenshots/capture.py`` takes from the quickstart's own flow.
 
-Needs /usr/bin/chromium (``make browser-deps``). Skipped without it, except under CI=true,
+Needs /usr/bin/chromium (``make system-deps``). Skipped without it, except under CI=true,
 where a missing browser fails the run.
 """
 
@@ -25,10 +25,10 @@ import pytest
 from browser_conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    chromium_missing_reason,
     jupyter_lab,
     lasso,
     run_all_cells,
+    skip_without_chromium,
 )
 
 pytestmark = pytest.mark.browser
@@ -38,11 +38,7 @@ SHOTS = Path(os.environ.get("WORKBENCH_SHOTS")
              or Path(tempfile.gettempdir()) / "workbench-browser-shots")
 XSS = "<img src=x onerror=alert(1)>"
 
-_missing = chromium_missing_reason()
-if _missing:
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"browser tests must run under CI=true: {_missing}")
-    pytest.skip(_missing, allow_module_level=True)
+skip_without_chromium()
 
 
 @pytest.fixture(scope="module")

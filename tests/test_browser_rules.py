@@ -9,18 +9,12 @@ import json
 import sqlite3
 
 import pytest
-from browser_conftest import CHROMIUM, CHROMIUM_ARGS, chromium_missing_reason, jupyter_lab
+from browser_conftest import CHROMIUM, CHROMIUM_ARGS, jupyter_lab, skip_without_chromium
 from test_browser_team import open_notebook
 
 pytestmark = pytest.mark.browser
 
-_missing = chromium_missing_reason()
-if _missing:
-    import os
-
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"browser tests must run under CI=true: {_missing}")
-    pytest.skip(_missing, allow_module_level=True)
+skip_without_chromium()
 
 
 def test_type_a_keyword_rule_see_its_coverage_and_the_map_recolour(tmp_path):

@@ -17,21 +17,15 @@ import pytest
 from browser_conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    chromium_missing_reason,
     jupyter_lab,
     lasso,
     run_all_cells,
+    skip_without_chromium,
 )
 
 pytestmark = pytest.mark.browser
 
-_missing = chromium_missing_reason()
-if _missing:
-    import os
-
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"browser tests must run under CI=true: {_missing}")
-    pytest.skip(_missing, allow_module_level=True)
+skip_without_chromium()
 
 
 def notebook(annotator: str) -> dict:

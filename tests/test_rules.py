@@ -19,13 +19,6 @@ W = Workbench
 Z90 = 1.6448536269514722
 
 
-@pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits") / "demo"
-    W.demo(folder, background=False, layout="quick").close()
-    return folder
-
-
 @pytest.fixture
 def wb(demo_folder, tmp_path):
     folder = tmp_path / "demo"

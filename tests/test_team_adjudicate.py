@@ -12,7 +12,7 @@ import comm
 import numpy as np
 import polars as pl
 import pytest
-from comm.base_comm import BaseComm
+from _comm import RecordingComm, browser_says
 
 from workbench.labels import LabelStore
 from workbench.learn.consensus import consensus
@@ -210,29 +210,6 @@ def test_a_session_adjudication_is_the_consensus_and_what_the_models_learn(tmp_p
 
 
 # -- the widget -----------------------------------------------------------------------------
-
-
-class RecordingComm(BaseComm):
-    def __init__(self, **kwargs):
-        self.sent = []
-        super().__init__(**kwargs)
-
-    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-        self.sent.append((msg_type, data or {}, [bytes(b) for b in buffers or []]))
-
-
-def browser_says(widget, content):
-    widget.comm.handle_msg({"content": {"data": {"method": "custom", "content": content}},
-                            "buffers": []})
-
-
-@pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory):
-    from workbench import Workbench
-
-    folder = tmp_path_factory.mktemp("demo") / "digits"
-    Workbench.demo(folder, background=False, layout="quick").close()
-    return folder
 
 
 @pytest.fixture

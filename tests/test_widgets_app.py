@@ -10,30 +10,13 @@ import threading
 import comm
 import numpy as np
 import pytest
-from comm.base_comm import BaseComm
+from _comm import RecordingComm, browser_says
 
 from workbench.labels import effective_labels
 from workbench.session import Workbench
 from workbench.widgets import WorkbenchApp, _threads
 
 XSS = "<img src=x onerror=alert(1)>"
-
-
-class RecordingComm(BaseComm):
-    """A comm whose far end is a list: every message published is kept."""
-
-    def __init__(self, **kwargs):
-        self.sent = []
-        super().__init__(**kwargs)
-
-    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-        self.sent.append((msg_type, data or {}, [bytes(b) for b in buffers or []]))
-
-
-def browser_says(widget, content):
-    """Deliver a message as the front end would: a comm message with method "custom"."""
-    widget.comm.handle_msg({"content": {"data": {"method": "custom", "content": content}},
-                            "buffers": []})
 
 
 def browser_sets(widget, **state):
@@ -52,13 +35,6 @@ def browser_sets(widget, **state):
 def custom(widget):
     return [(d["content"], b) for kind, d, b in widget.comm.sent
             if kind == "comm_msg" and d.get("method") == "custom"]
-
-
-@pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo") / "digits"
-    Workbench.demo(folder, background=False, layout="quick").close()
-    return folder
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import threading
 import comm
 import numpy as np
 import pytest
-from comm.base_comm import BaseComm
+from _comm import RecordingComm, browser_says
 from PIL import Image
 
 from workbench.thumbnails import ThumbnailCache, ThumbnailError, make_thumbnail
@@ -21,17 +21,6 @@ from workbench.widgets import Gallery, ScatterMap
 from workbench.widgets._palette import ClassSlots
 from workbench.widgets._threads import OffMainThread, call_on_main
 from workbench.widgets.scatter import normalize_coords
-
-
-class RecordingComm(BaseComm):
-    """A comm whose far end is a list: every message published is kept."""
-
-    def __init__(self, **kwargs):
-        self.sent: list[tuple[str, dict, list]] = []
-        super().__init__(**kwargs)
-
-    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-        self.sent.append((msg_type, data or {}, [bytes(b) for b in buffers or []]))
 
 
 @pytest.fixture
@@ -44,12 +33,6 @@ def wire(monkeypatch):
                 if kind == "comm_msg" and d.get("method") == "custom"]
 
     return custom
-
-
-def browser_says(widget, content, buffers=()):
-    """Deliver a message as the front end would: a comm message with method "custom"."""
-    widget.comm.handle_msg({"content": {"data": {"method": "custom", "content": content}},
-                            "buffers": list(buffers)})
 
 
 @pytest.fixture

@@ -10,19 +10,12 @@ import time
 
 import numpy as np
 import pytest
+from _comm import RecordingComm
 from ipywidgets import comm
-from test_widgets_app import RecordingComm
 
 from workbench.session import Workbench
 from workbench.widgets import WorkbenchApp
 from workbench.widgets.rules_panel import rule_fields
-
-
-@pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo") / "digits"
-    Workbench.demo(folder, background=False, layout="quick").close()
-    return folder
 
 
 @pytest.fixture
