@@ -8,7 +8,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const outdir = path.join(here, '..', 'workbench', 'widgets', 'static');
 
 await build({
-  entryPoints: { scatter: path.join(here, 'scatter.js'), gallery: path.join(here, 'gallery.js') },
+  entryPoints: { scatter: path.join(here, 'scatter.js'), gallery: path.join(here, 'gallery.js'),
+    charts: path.join(here, 'charts.js') },
   bundle: true,
   format: 'esm',
   platform: 'browser',

@@ -40,13 +40,19 @@ function render({ model, el }) {
     const cards = model.get('cards') || [];
     const classes = model.get('classes') || [];
     const page = model.get('page'), pages = model.get('pages'), total = model.get('total');
-    title.textContent = `${model.get('title')}: ${total} item${total === 1 ? '' : 's'}`;
+    const hidden = model.get('hidden');
+    title.textContent = `${model.get('title')}: ${total} item${total === 1 ? '' : 's'}`
+      + (hidden ? ` (${hidden} more hidden by the filter charts)` : '');
+    root.dataset.total = String(total);
+    root.dataset.hidden = String(hidden);
     pageLabel.textContent = pages > 0 ? `page ${page + 1} / ${pages}` : '';
     prev.disabled = page <= 0;
     next.disabled = page >= pages - 1;
     grid.replaceChildren();
     if (!cards.length) {
-      grid.appendChild(h('div', 'wb-empty', 'Nothing selected: lasso points on the map (Shift+drag), or pick a queue.'));
+      grid.appendChild(h('div', 'wb-empty', hidden
+        ? `The filter charts hide all ${hidden} selected items: clear a chart's filter to see them.`
+        : 'Nothing selected: lasso points on the map (Shift+drag), or pick a queue.'));
       return;
     }
     for (const c of cards) {
@@ -88,7 +94,8 @@ function render({ model, el }) {
   };
   prev.addEventListener('click', () => { model.set('page', Math.max(0, model.get('page') - 1)); model.save_changes(); });
   next.addEventListener('click', () => { model.set('page', model.get('page') + 1); model.save_changes(); });
-  const names = ['change:cards', 'change:classes', 'change:page', 'change:pages', 'change:total', 'change:title'];
+  const names = ['change:cards', 'change:classes', 'change:page', 'change:pages', 'change:total',
+    'change:hidden', 'change:title'];
   for (const e of names) model.on(e, renderCards);
   renderCards();
   return () => {

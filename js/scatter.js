@@ -27,13 +27,18 @@ const STYLE = `
 .wb-map .wb-hover img { display: block; max-width: 128px; max-height: 128px; image-rendering: pixelated; }
 .wb-map .wb-hover .wb-text { white-space: pre-wrap; word-break: break-word; max-height: 8em; overflow: hidden; }
 .wb-map .wb-hint { color: #777; }
+.wb-map .wb-names { position: absolute; inset: 0; pointer-events: none; overflow: hidden; }
+.wb-map .wb-cluster-name { position: absolute; white-space: nowrap; pointer-events: none;
+  transform: translate(-50%, -50%); padding: 0 4px; border-radius: 3px; font-size: 12px;
+  font-weight: 600; color: #222; background: rgba(255,255,255,.72); }
+.wb-map .wb-cluster-name.coarse { font-size: 14px; }
 `;
 
 // Code fields sent by Python, with their element type (0 = none everywhere).
 const FIELDS = {
   human: Uint16Array, machine: Uint16Array, predicted: Uint16Array,
   cluster: Uint16Array, confidence: Uint8Array, review: Uint8Array, agreement: Uint8Array,
-  rule: Uint16Array,
+  rule: Uint16Array, filtered: Uint8Array,
 };
 const GREY = [0.72, 0.72, 0.72, 0.55];
 const CLUSTER_COLORS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948',
@@ -161,10 +166,11 @@ function buildView(model, el) {
   const legend = h('div', 'wb-legend');
   const hover = h('div', 'wb-hover');
   hover.style.display = 'none';
-  wrap.append(legend, hover);
+  const names = h('div', 'wb-names');
+  wrap.append(names, legend, hover);
   root.append(style, bar, wrap);
   el.appendChild(root);
-  return { root, modeSel, shapeSel, count, reset, wrap, canvas, legend, hover };
+  return { root, modeSel, shapeSel, count, reset, wrap, canvas, legend, hover, names };
 }
 
 // -- data buffers -----------------------------------------------------------------------
@@ -229,6 +235,23 @@ function createMessageHandler(points, redraw) {
 
 // -- colour encoding and drawing ----------------------------------------------------------
 
+// Alpha of the points the filter charts hide: still there as context, clearly out.
+const FADED_ALPHA = 0.08;
+
+/**
+ * Fade the points the filter charts hide (`filtered` code 1): each colour gets a faded twin
+ * after the list, and a hidden point takes its colour's twin. Returns the colours and the
+ * number of points shown.
+ */
+export function fadeFiltered(value, colors, filtered, n) {
+  if (!filtered) return { colors, kept: n };
+  let kept = n;
+  const k = colors.length;
+  for (let i = 0; i < n; i++) if (filtered[i]) { value[i] += k; kept--; }
+  if (kept === n) return { colors, kept };
+  return { colors: [...colors, ...colors.map(([r, g, b]) => [r, g, b, FADED_ALPHA])], kept };
+}
+
 /**
  * `redraw()`: the points coloured by the current mode, one draw at a time (a request
  * while one runs draws once more after it). `map` holds the scatterplot once started.
@@ -243,7 +266,9 @@ function createRedraw(model, root, points, map) {
     if (drawing) { dirty = true; return Promise.resolve(); }
     drawing = true;
     const seq = points.lastSeq;
-    const { value, colors } = colourEncoding(model.get('color_by'), points.codes, model.get('classes') || [], n);
+    const encoded = colourEncoding(model.get('color_by'), points.codes, model.get('classes') || [], n);
+    const { value } = encoded;
+    const { colors, kept } = fadeFiltered(value, encoded.colors, points.codes.filtered, n);
     // The shader takes alpha from the opacity encoding, not from the colours: machine
     // labels get their translucency through `opacityBy`.
     const opacity = colors.map((c) => Math.max(0.05, Math.min(1, c[3])));
@@ -263,6 +288,7 @@ function createRedraw(model, root, points, map) {
       .then(() => {
         if (!points.spatialIndex) points.spatialIndex = scatterplot.get('spatialIndex');
         root.dataset.draws = String(Number(root.dataset.draws) + 1);
+        root.dataset.kept = String(kept); // points the filter charts leave shown
         root.dataset.seq = String(seq);
         root.dataset.lastDrawMs = String(Math.round(performance.now() - t0));
         // Patch received -> recoloured points handed to WebGL: the browser's share of a
@@ -376,6 +402,68 @@ function createLassoScatterplot(model, canvas, width) {
   });
 }
 
+// -- cluster names ----------------------------------------------------------------------
+
+// Zoomed in at least this much (from the first view), the map shows the fine names.
+const FINE_NAMES_ZOOM = 1.6;
+
+/**
+ * Suggested cluster names over the map (the `cluster_labels` trait): coarse names while
+ * zoomed out, fine ones zoomed in; each at its data position through the camera, larger
+ * clusters first, a name that would overlap one already placed is skipped. Text only.
+ */
+function createNames(model, root, layer, map) {
+  let labels = [];
+  let baseDistance = null;
+  const rebuild = () => {
+    const items = (model.get('cluster_labels') || []).slice().sort((a, b) => (b.size || 0) - (a.size || 0));
+    labels = items.map((d) => {
+      const el = h('div', `wb-cluster-name ${d.level === 'coarse' ? 'coarse' : 'fine'}`);
+      el.textContent = String(d.name); // names are data, never markup
+      el.dataset.level = d.level;
+      el.style.display = 'none';
+      return { d, el, w: 0, h: 0 };
+    });
+    layer.replaceChildren(...labels.map((l) => l.el));
+    place();
+  };
+  const place = () => {
+    const sp = map.scatterplot;
+    if (!sp || map.destroyed) return;
+    const view = sp.get('cameraView');
+    const width = sp.get('width'), height = sp.get('height');
+    const aspect = sp.get('aspectRatio') || 1;
+    const distance = sp.get('cameraDistance');
+    if (baseDistance === null) baseDistance = distance;
+    const hasCoarse = labels.some((l) => l.d.level === 'coarse');
+    const level = hasCoarse && baseDistance / distance < FINE_NAMES_ZOOM ? 'coarse' : 'fine';
+    const boxes = [];
+    let shown = 0;
+    for (const l of labels) {
+      if (l.d.level !== level) { l.el.style.display = 'none'; continue; }
+      // clip = projection * view * model * [x, y, 0, 1] (regl-scatterplot's own transform)
+      const ax = aspect * l.d.x, y = l.d.y;
+      const cx = (view[0] * ax + view[4] * y + view[12]) / (width / height);
+      const cy = view[1] * ax + view[5] * y + view[13];
+      const px = (width * (cx + 1)) / 2, py = height * (0.5 - cy / 2);
+      l.el.style.display = 'block';
+      if (!l.w) { l.w = l.el.offsetWidth; l.h = l.el.offsetHeight; }
+      const box = [px - l.w / 2, py - l.h / 2, px + l.w / 2, py + l.h / 2];
+      const outside = box[2] < 0 || box[0] > width || box[3] < 0 || box[1] > height;
+      const overlaps = boxes.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
+      if (outside || overlaps) { l.el.style.display = 'none'; continue; }
+      l.el.style.left = `${px}px`;
+      l.el.style.top = `${py}px`;
+      boxes.push(box);
+      shown += 1;
+    }
+    root.dataset.namesLevel = level;
+    root.dataset.namesShown = String(shown);
+    root.dataset.zoom = (baseDistance / distance).toFixed(2);
+  };
+  return { rebuild, place };
+}
+
 // -- hover ------------------------------------------------------------------------------
 
 /** `show(index)`: the item's preview beside the mouse; `hide()`. */
@@ -428,7 +516,7 @@ function bindBar(model, view, map) {
  * What each trait change does, as [event, handler]: one table for subscribing and
  * unsubscribing, so the two can never drift apart.
  */
-function traitListeners(model, view, points, map, redraw, selection) {
+function traitListeners(model, view, points, map, redraw, selection, names) {
   const { modeSel, shapeSel, legend } = view;
   const onMode = () => { modeSel.value = model.get('color_by'); drawLegend(model, legend); redraw(); };
   const onClasses = () => { drawLegend(model, legend); redraw(); };
@@ -442,6 +530,7 @@ function traitListeners(model, view, points, map, redraw, selection) {
     ['change:lasso_type', onShape],
     ['change:coords', onCoords],
     ['change:point_size', onSize],
+    ['change:cluster_labels', names.rebuild],
   ];
 }
 
@@ -456,6 +545,7 @@ function render({ model, el }) {
   const points = createPoints(model.get('n'));
   const map = { scatterplot: null, destroyed: false };
   const redraw = createRedraw(model, root, points, map);
+  const names = createNames(model, root, view.names, map);
   const selection = createSelection(model, view.count, map);
 
   const onCustom = createMessageHandler(points, redraw);
@@ -473,10 +563,14 @@ function render({ model, el }) {
     const { width } = wrap.getBoundingClientRect();
     const scatterplot = createLassoScatterplot(model, canvas, width);
     map.scatterplot = scatterplot;
-    scatterplot.subscribe('select', ({ points: picked }) => selection.send(picked));
+    // Faded points (hidden by the filter charts) are context only: a lasso leaves them out.
+    scatterplot.subscribe('select', ({ points: picked }) => selection.send(
+      points.codes.filtered ? Array.from(picked).filter((i) => !points.codes.filtered[i]) : picked));
     scatterplot.subscribe('deselect', () => selection.send([]));
     scatterplot.subscribe('pointover', hover.show);
     scatterplot.subscribe('pointout', hover.hide);
+    scatterplot.subscribe('view', names.place);
+    names.rebuild();
     readCoords(model, points);
     selection.fromPython();
     // Python answers with a `codes` message (all label codes, once per view).
@@ -487,11 +581,12 @@ function render({ model, el }) {
     if (!map.scatterplot) return;
     const { width } = wrap.getBoundingClientRect();
     if (width > 0) map.scatterplot.set({ width, height: model.get('height') });
+    names.place();
   });
   resize.observe(wrap);
 
   bindBar(model, view, map);
-  const listeners = traitListeners(model, view, points, map, redraw, selection);
+  const listeners = traitListeners(model, view, points, map, redraw, selection, names);
   for (const [event, fn] of listeners) model.on(event, fn);
   drawLegend(model, view.legend);
   // The element is attached to the page after render returns; wait a frame for its size.

@@ -18,7 +18,7 @@ import pytest
 from _comm import RecordingComm
 
 from workbench import Workbench
-from workbench.export import ExportError
+from workbench.export import ExportError, export_project
 from workbench.items import from_vectors
 from workbench.learn.audit import audit_selection
 from workbench.neighbors import KnnGraph, outlier_scores
@@ -62,10 +62,12 @@ def test_audit_flags_the_planted_suspect_and_the_planted_missed_items():
 def vectors_project(tmp_path, n=120, d=16, seed=0):
     """Items from vectors: three blobs, row 7 copied exactly into row 50, item 99 far out."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(3, d)) * 4
+    centres = rng.normal(size=(3, d)) * 2  # cosine within a blob about 0.8
     x = centres[np.arange(n) % 3] + rng.normal(size=(n, d))
     x[50] = x[7]
-    x[99] = rng.normal(size=d) * 40
+    far = rng.normal(size=d)
+    basis = np.linalg.qr(centres.T)[0]
+    x[99] = far - basis @ (basis.T @ far)  # at right angles to every blob
     items, vectors = from_vectors(x.astype(np.float32))
     return Workbench.create(tmp_path / "vec", items, vectors=vectors, background=False,
                             layout="quick")
@@ -122,8 +124,9 @@ def lasso_from_browser(app, items) -> None:
 def test_app_select_and_the_combine_dropdown_give_exact_sets(app):
     panel = app.selections
     a, b = np.arange(0, 60), np.arange(40, 100)
-    panel.select(a)
-    assert panel.select(b, "union").tolist() == list(range(100))
+    app.select(a)
+    assert app.select(b, mode="union").tolist() == list(range(100))
+    assert app.selection.tolist() == list(range(100))
     panel.select(a)
     assert panel.select(b, "intersection").tolist() == list(range(40, 60))
     panel.select(a)
@@ -239,7 +242,7 @@ def test_saved_selections_persist_across_reopen_and_make_rules(demo_folder, tmp_
         assert np.flatnonzero(votes[:, ids.tolist().index(rid)] >= 0).tolist() == [3, 5, 40]
         wb.delete_selection("few")
         assert wb.saved_selections["name"].to_list() == ["threes"]
-        with pytest.raises(KeyError, match="'few'.*saved: 'threes'"):
+        with pytest.raises(KeyError, match=r"'few'.*saved: 'threes'"):
             wb.saved_selection("few")
         with pytest.raises(ValueError, match="select items first"):
             wb.save_selection("empty", [])
@@ -260,8 +263,10 @@ def test_export_subset_api_equals_cli(demo_folder, tmp_path):
         api = wb.export(tmp_path / "api.csv", selection="part")
         by_items = wb.export(tmp_path / "items.csv", items=subset)
         everything = wb.export(tmp_path / "all.csv")
-        with pytest.raises(ExportError, match="'nope'"):
+        with pytest.raises(KeyError, match="'nope'"):
             wb.export(tmp_path / "bad.csv", items=["nope"])
+        with pytest.raises(ExportError, match="'nope'"):
+            export_project(wb.project, tmp_path / "bad.csv", items=["nope"])
     finally:
         wb.close()
     r = subprocess.run([sys.executable, "-m", "workbench", "export", str(folder),
@@ -276,8 +281,23 @@ def test_export_subset_api_equals_cli(demo_folder, tmp_path):
     assert a["id"].to_list() == expect and set(a["label"]) <= {"one", "two"}
     assert pl.read_csv(everything).height == 60
     meta = json.loads((tmp_path / "api.csv.meta.json").read_text())
-    assert meta["subset"] == {"items": subset.size} and meta["rows"] == len(expect)
+    assert meta["subset"] == {"items": np.unique(subset).size} and meta["rows"] == len(expect)
     r = subprocess.run([sys.executable, "-m", "workbench", "export", str(folder),
                         str(tmp_path / "cli2.csv"), "--selection", "none-such"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "none-such" in r.stderr
+
+
+def test_a_damaged_selections_file_is_named_and_the_app_still_opens(app):
+    from workbench.widgets import WorkbenchApp
+
+    wb = app.session
+    (wb.project.path / "selections.json").write_text('{"version": 1, "selections": [')
+    with pytest.raises(ValueError, match=r"selections.json.*damaged"):
+        wb.saved_selections  # noqa: B018
+    again = WorkbenchApp(wb)
+    try:
+        assert "selections.json" in again.selections.info.value
+        assert again.selections.saved.options == ()
+    finally:
+        again.close()

@@ -31,8 +31,10 @@ from ._estimate import Estimates
 from ._events import Event, EventBus
 from ._label_verbs import LabelVerbs
 from ._map_job import MapJob
+from ._names import ClusterNames
 from ._queues import Cluster, Queues
 from ._rules import Rules
+from ._selections import Selections
 from ._team import Team
 from .learn import Predictions
 from .learn.pipeline import ModelState, fit_models
@@ -46,7 +48,8 @@ log = logging.getLogger(__name__)
 EVENTS = tuple(e.value for e in Event)
 
 
-class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob, Rules):
+class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob, Rules, ClusterNames,
+                Selections):
     """A labelling session over one project folder.
 
     Create with :meth:`demo` (offline digits), :meth:`open` (an existing project),
@@ -211,7 +214,8 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob, Rules
     def export(self, path: str | os.PathLike[str], *, format: str | None = None,
                include: str = "human", min_confidence: float = 0.0, overwrite: bool = False,
                csv_safe: bool = True, mode: str | None = None, split: float | None = None,
-               seed: int | None = None, annotations: bool = False) -> Path:
+               seed: int | None = None, annotations: bool = False, items: Any = None,
+               selection: str | None = None) -> Path:
         """Export the labels; the one export path (``workbench export`` calls this too).
 
         Rows come from :func:`~workbench.labels.effective_labels` over the label log and
@@ -221,7 +225,9 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob, Rules
         suffix), imagefolder or hf (``mode``, ``split``, ``seed``: ImageFolder only).
         Refuses a path inside a project folder, and an existing file or non-empty folder
         unless ``overwrite``; writes metadata alongside (with :meth:`estimate`, at this
-        ``min_confidence`` for ``include="all"``). See :func:`workbench.export.export_project`.
+        ``min_confidence`` for ``include="all"``). ``items`` / ``selection``: export only
+        those items, or the selection saved under that name. See
+        :func:`workbench.export.export_project`.
         """
         from .export import export_project
 
@@ -242,7 +248,7 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob, Rules
             self.project, path, format=format, include=include,
             min_confidence=min_confidence, predictions=self.predictions, estimate=estimate,
             overwrite=overwrite, csv_safe=csv_safe, mode=mode, split=split, seed=seed,
-            consensus=team, annotations=annotations)
+            consensus=team, annotations=annotations, items=self.subset_ids(items, selection))
 
     def show(self):
         """The notebook widget over this session."""

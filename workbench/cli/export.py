@@ -17,6 +17,7 @@ __all__ = ["add_parser"]
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from .._selections import saved_ids
     from ..export import ExportWarning, export_project
 
     opts = {"format": args.format, "include": args.include,
@@ -33,8 +34,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
                             "the project has no vectors, so there are no live predictions: "
                             "exporting human and accepted machine labels only (embed it "
                             "first: workbench embed PROJECT)", ExportWarning, stacklevel=1)
+                    if args.selection is not None:
+                        opts["items"] = saved_ids(project.path, args.selection)
                     out = export_project(project, args.out, **opts)
                 else:
+                    if args.selection is not None:
+                        opts["selection"] = args.selection
                     if args.include == "all" and wb.predictions is None:
                         wb.retrain()  # background=False: fits here, before the export
                     out = wb.export(args.out, **opts)
@@ -109,4 +114,7 @@ def add_parser(sub: Any) -> None:
                    help="tables: also write OUT's stem + .annotations + its suffix, the long "
                    "table of every annotator's label and each adjudication (id, annotator, "
                    "label, source, time)")
+    p.add_argument("--selection", default=None, metavar="NAME",
+                   help="export only the items of the selection saved as NAME "
+                   "(wb.save_selection; the same rows as wb.export(OUT, selection=NAME))")
     p.set_defaults(func=_cmd_export)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ def export_project(
     seed: int | None = None,
     consensus: Any = None,
     annotations: bool = False,
+    items: Collection[str] | None = None,
 ) -> Path:
     """Export the labels of ``project`` to ``path``; return the path written (resolved).
 
@@ -70,6 +72,10 @@ def export_project(
         ``<stem>.annotations.<suffix>`` in the same format, one row per annotation and per
         adjudication (columns ``id, annotator, label, source, time``; see
         :func:`~workbench.export.annotations.annotation_table`). Default False.
+    items : optional item ids: export only these items' rows (a subset, e.g. a saved
+        selection: ``Workbench.export(path, selection=name)``, ``workbench export
+        --selection NAME``); the metadata's ``subset`` says how many ids were asked for.
+        An id the project does not have is an :class:`ExportError`. Default None: all.
 
     Options that do nothing in the chosen combination raise an :class:`ExportWarning`.
     """
@@ -87,11 +93,14 @@ def export_project(
         warnings.warn(f"the annotations table goes beside table exports only, not {fmt}",
                       ExportWarning, stacklevel=2)
     annotations = bool(annotations) and fmt in TABLE_FORMATS
+    subset = None if items is None else _check_subset(project, items)
     target = check_target(path, project, fmt, overwrite=overwrite, annotations=annotations)
     rows = labelled_table(project, include=include, min_confidence=min_confidence,
-                          predictions=predictions)
+                          predictions=predictions, items=subset)
     meta = metadata(project, rows, fmt=fmt, include=include, min_confidence=min_confidence,
                     predictions=predictions, estimate=estimate)
+    if subset is not None:
+        meta["subset"] = {"items": len(subset)}
     if consensus is not None and fmt not in TABLE_FORMATS:
         warnings.warn(f"consensus columns go into table exports only, not {fmt}",
                       ExportWarning, stacklevel=2)
@@ -103,7 +112,10 @@ def export_project(
         meta["csv_safe"] = bool(csv_safe) if fmt in ("csv", "tsv") else None
         beside = {}
         if annotations:
-            beside[annotations_path(target)] = long = annotation_table(project)
+            long = annotation_table(project)
+            if subset is not None:
+                long = long.filter(pl.col("id").is_in(subset))
+            beside[annotations_path(target)] = long
             meta["annotations"] = {"file": annotations_path(target).name, "rows": long.height}
         return write_table(rows, target, fmt, meta, overwrite=overwrite, csv_safe=csv_safe,
                            beside=beside)
@@ -113,6 +125,19 @@ def export_project(
                                  seed=SPLIT_SEED if seed is None else int(seed),
                                  csv_safe=csv_safe)
     return write_hf(project, rows, target, meta, overwrite=overwrite)
+
+
+def _check_subset(project: Any, items: Collection[str]) -> list[str]:
+    """``items`` as a list of the project's item ids; ExportError naming an unknown one."""
+    if isinstance(items, str):
+        raise ExportError("items= takes a collection of item ids, not one string")
+    ids = list(dict.fromkeys(str(i) for i in items))
+    known = set(project.items["id"].to_list())
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise ExportError(f"item id {unknown[0]!r} is not in the project ({len(unknown)} "
+                          "unknown); export a subset of the project's own items")
+    return ids
 
 
 # -- the older entry points, kept: each is export_project with one format ----------------------

@@ -3,6 +3,7 @@ class order (:func:`class_order`: classes sorted by name, ``label_id`` = positio
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ def labelled_table(
     include: str = "human",
     min_confidence: float = 0.0,
     predictions: Any = None,
+    items: Collection[str] | None = None,
 ) -> pl.DataFrame:
     """The rows an export writes: one per labelled item, in item order.
 
@@ -36,6 +38,8 @@ def labelled_table(
     predictions : optional live predictions (``.label`` (N,) class ids, ``.confidence``
         (N,), ``.source`` str), used with ``include="all"`` for items with neither a human
         nor an accepted machine label.
+    items : optional item ids: only these items' rows (a subset: a saved selection, a
+        lasso); ``label_id`` then numbers the classes present in the subset.
 
     Returns
     -------
@@ -54,6 +58,8 @@ def labelled_table(
     keep = eff.layer == HUMAN
     if include == "all":
         keep |= (eff.layer >= ACCEPTED) & (eff.confidence >= float(min_confidence))
+    if items is not None:
+        keep &= project.items["id"].is_in(list(items)).to_numpy()
     idx = np.flatnonzero(keep)
     labels = pl.Series(eff.label[idx], dtype=pl.Int64).replace_strict(
         dict(store.state.classes), return_dtype=pl.String).cast(pl.String)  # 0 classes

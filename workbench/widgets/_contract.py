@@ -18,7 +18,8 @@ import numpy as np
 from .._events import Event
 
 __all__ = [
-    "CLASS_COLORS", "CLUSTER_COLORS", "CODE_FIELDS", "COLOR_MODES", "GALLERY_BROWSER_SETS",
+    "CHART_BROWSER_SETS", "CHART_MESSAGES", "CLASS_COLORS", "CLUSTER_COLORS", "CODE_FIELDS",
+    "COLOR_MODES", "GALLERY_BROWSER_SETS",
     "GALLERY_MESSAGES", "HEX_COLOR", "KEY_ACTIONS", "LASSO_TYPES", "MAP_BROWSER_SETS",
     "MAP_MESSAGES", "MAP_REPLIES", "MAX_LABEL_KEY", "SESSION_EVENTS", "ClusterView",
     "LabelsView", "PredictionsView", "ProjectView", "SessionEvent", "SessionView",
@@ -44,6 +45,8 @@ class LabelsView(Protocol):
 
     @property
     def classes(self) -> dict[int, str]: ...
+
+    def table(self) -> Any: ...  # a polars DataFrame: one row per item, with its annotator
 
 
 class PredictionsView(Protocol):
@@ -129,6 +132,27 @@ class SessionView(Protocol):
 
     def consensus(self) -> Any: ...  # a polars DataFrame, one row per item
 
+    def cluster_names(self, level: str = "fine") -> list[str]: ...  # workbench/_names.py
+
+    def cluster_members(self, level: str = "fine") -> list[np.ndarray]: ...
+
+    # selections: see workbench/_selections.py
+    def audit_selection(self, items: Any) -> Any: ...
+
+    def duplicates(self) -> list[np.ndarray]: ...
+
+    def outliers(self, n: int = ...) -> np.ndarray: ...
+
+    def similarity(self, *args: Any, **kwargs: Any) -> np.ndarray: ...
+
+    def saved_selections(self) -> Any: ...
+
+    def save_selection(self, name: str, items: Any) -> None: ...
+
+    def saved_selection(self, name: str) -> np.ndarray: ...
+
+    def delete_selection(self, name: str) -> None: ...
+
     # rules (labelling functions): see workbench/_rules.py
     @property
     def rules(self) -> Any: ...  # a polars DataFrame, one row per rule
@@ -164,11 +188,12 @@ SESSION_EVENTS = tuple(e.value for e in Event)
 # -- the message table: Python <-> js/ -------------------------------------------------------
 
 #: Per-point code arrays of the map and their wire dtype (0 always means "none"); js/
-#: scatter.js ``FIELDS`` reads each with the typed array of the same width.
+#: scatter.js ``FIELDS`` reads each with the typed array of the same width. ``filtered``:
+#: 1 where the filter charts hide the item (drawn faded, left out of a lasso), 0 = shown.
 CODE_FIELDS: dict[str, type[np.integer]] = {
     "human": np.uint16, "machine": np.uint16, "predicted": np.uint16,
     "cluster": np.uint16, "confidence": np.uint8, "review": np.uint8, "agreement": np.uint8,
-    "rule": np.uint16,
+    "rule": np.uint16, "filtered": np.uint8,
 }
 #: Colour modes of the map: labels (human opaque, machine translucent), human labels only,
 #: predicted label, prediction confidence, proposed cluster, needs review, annotators'
@@ -204,6 +229,11 @@ MAP_MESSAGES = ("ready", "thumb", *KEY_ACTIONS)
 GALLERY_MESSAGES = ("thumb", *KEY_ACTIONS, "relabel", "drop")
 #: Message types the map's front end receives (a ``thumb`` answers a request by its id).
 MAP_REPLIES = ("codes", "patch", "error", "thumb")
+#: Message types the filter charts' front end sends: a histogram brushed to a range (``lo``,
+#: ``hi``), a bar's category toggled (``category``, null for "(none)"), a chart's filter (or,
+#: with a null ``column``, every filter) cleared.
+CHART_MESSAGES = ("brush", "toggle", "clear")
 #: Traits each front end may set (all others are Python's alone).
 MAP_BROWSER_SETS = ("selection", "color_by", "lasso_type")
 GALLERY_BROWSER_SETS = ("page",)
+CHART_BROWSER_SETS: tuple[str, ...] = ()

@@ -25,6 +25,7 @@ import numpy as np
 
 from .._config import GALLERY_PAGE_SIZE
 from ._contract import SessionView
+from ._threads import OffMainThread
 
 if TYPE_CHECKING:
     from .app import WorkbenchApp
@@ -104,6 +105,15 @@ class AppControls:
             lambda change: self.attempt({"type": "set_annotator", "name": change["new"]}),
             names="value")
         self.session.subscribe(self._show_annotator)
+        # Suggested cluster names: computed off the main thread, then on the map and in the
+        # cluster list; picking a cluster offers its name as the class name.
+        self._suggested = ""
+        self.names = OffMainThread(self.app.view.suggested_names, self._show_names,
+                                   loop=getattr(self.app, "_loop", None),
+                                   on_error=self._names_failed, name="workbench-cluster-names")
+        self.panel.cluster_pick.observe(self._offer_name, names="value")
+        self.app.map.observe(self._place_names, names="coords")
+        self.names.submit()
 
     def _show_annotator(self, event: str) -> None:
         """Keep the annotator field true when the notebook sets ``wb.annotator``."""
@@ -113,6 +123,43 @@ class AppControls:
     def set_annotator(self, action: dict[str, Any]) -> None:
         if action["name"].strip() != self.session.annotator:
             self.session.annotator = action["name"]
+
+    # -- suggested cluster names ----------------------------------------------------------
+
+    def _show_names(self, named: dict[str, Any] | None) -> None:
+        """Names arrived: on the map, in the cluster list, offered for the picked cluster.
+        The proposed clusters never change in a session: the worker is done."""
+        self.names.close()
+        if named is None:
+            return
+        self.app.view.named = named
+        self.panel.set_clusters(self.app.view.cluster_options())
+        self._place_names()
+        self._offer_name()
+
+    def _place_names(self, change: Any = None) -> None:
+        self.app.map.cluster_labels = self.app.view.name_labels(self.app.map.coords)
+
+    def _names_failed(self, e: BaseException) -> None:
+        self.names.close()
+        log.warning("workbench: naming the clusters failed: %s", e, exc_info=e)
+        self.panel.show_error(f"cluster names failed: {e}")
+
+    def suggested_name(self, cluster: int) -> str:
+        """The suggested name of proposed cluster ``cluster`` ("" until names are known)."""
+        names = (self.app.view.named or {}).get("fine", {}).get("names") or []
+        name = names[cluster] if 0 <= cluster < len(names) else ""
+        return "" if name == f"cluster {cluster + 1}" else name
+
+    def _offer_name(self, change: Any = None) -> None:
+        """Put the picked cluster's suggested name in the class-name field, unless the
+        person typed a name of their own there (the field is empty or holds the name
+        offered before)."""
+        k = self.panel.cluster_pick.value
+        name = self.suggested_name(int(k)) if k is not None else ""
+        if not name or self.panel.class_name.value.strip() not in ("", self._suggested):
+            return
+        self.panel.class_name.value = self._suggested = name
 
     # -- the error policy -----------------------------------------------------------------
 

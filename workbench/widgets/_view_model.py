@@ -78,6 +78,8 @@ class AppViewModel:
         self.next_queue: str | None = None
         self.message = ""
         self.layers: dict[str, int] = {}
+        #: The suggested cluster names (:meth:`suggested_names`) once computed, else None.
+        self.named: dict[str, Any] | None = None
         self._effective: EffectiveLabels | None = None
         self._thumbs = ThumbnailCache(Path(session.project.cache_dir))
         items = session.items
@@ -199,14 +201,54 @@ class AppViewModel:
 
     def cluster_codes(self) -> tuple[np.ndarray, list[tuple[str, int]]]:
         """(N,) uint16 cluster codes (0 = none, k + 1 = cluster k) and the panel's
-        ``(text, index)`` options, one per proposed cluster."""
+        ``(text, index)`` options, one per proposed cluster (:meth:`cluster_options`)."""
         clusters = self.session.clusters or []
         codes = np.zeros(self.session.n, np.uint16)
-        options = []
         for k, c in enumerate(clusters):
             codes[np.asarray(c.members, dtype=np.int64)] = min(k + 1, 65535)
-            options.append((f"cluster {k + 1} ({c.size} items)", k))
-        return codes, options
+        return codes, self.cluster_options()
+
+    def cluster_options(self) -> list[tuple[str, int]]:
+        """The cluster list's ``(text, index)`` options: ``"cluster 3 (58 items)"``, with
+        its suggested name once known: ``"3. film, director (58 items)"``."""
+        names = (self.named or {}).get("fine", {}).get("names") or []
+        options = []
+        for k, c in enumerate(self.session.clusters or []):
+            name = names[k] if k < len(names) else ""
+            text = f"{k + 1}. {name}" if name and name != f"cluster {k + 1}" else f"cluster {k + 1}"
+            options.append((f"{text} ({c.size} items)", k))
+        return options
+
+    def suggested_names(self) -> dict[str, Any] | None:
+        """The session's suggested cluster names, fine and coarse, with each group's
+        members (worker thread: naming may load a text model); None when the session does
+        not name clusters."""
+        names = getattr(self.session, "cluster_names", None)
+        if not callable(names):
+            return None
+        members = self.session.cluster_members  # type: ignore[attr-defined]
+        return {level: {"names": names(level), "members": members(level)}
+                for level in ("fine", "coarse")}
+
+    def name_labels(self, coords: bytes) -> list[dict[str, Any]]:
+        """The map's ``cluster_labels`` for its ``coords`` (float32 x, y pairs): each
+        suggested name at its group's centre on the map; no coarse names when the coarse
+        groups are the fine ones."""
+        from ..learn.cluster_levels import name_positions
+
+        if not self.named or not coords:
+            return []
+        xy = np.frombuffer(coords, np.float32).reshape(-1, 2)
+        fine, coarse = self.named["fine"], self.named["coarse"]
+        levels = ["fine"] if len(coarse["names"]) == len(fine["names"]) else ["coarse", "fine"]
+        out = []
+        for level in levels:
+            part = self.named[level]
+            where = name_positions(xy, part["members"])
+            out += [{"x": float(p[0]), "y": float(p[1]), "name": name, "level": level,
+                     "size": int(np.asarray(m).size)}
+                    for name, m, p in zip(part["names"], part["members"], where, strict=True)]
+        return out
 
     def recolour(self, mode: str, events: Any = None) -> bool:
         """Whether colour mode ``mode`` is computed (:data:`COMPUTED_MODES`) and its codes are

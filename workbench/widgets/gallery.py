@@ -3,7 +3,9 @@
 The Python side decides which items are on the current page (``cards``, plain JSON:
 index, kind, text, label, label source); thumbnails are fetched on demand as binary, as
 in the map. A card can be relabelled on its own (``relabel``) or taken out of the
-selection (``drop``); number keys label everything that is left (``label_key``).
+selection (``drop``); number keys label everything that is left (``label_key``). A filter
+(the filter charts' mask, :meth:`Gallery.set_filter`) narrows what it pages through to the
+items it keeps, and the title says how many it hides.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         (without it, only that they are whole and not negative; a mask needs it).
 
     The browser sets only ``page`` (kept within the pages there are).
+
+    Attributes
+    ----------
+    total : items shown (over all pages); hidden : items given that the filter hides.
     """
 
     _what = "gallery"
@@ -58,6 +64,7 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
     page = traitlets.Int(0).tag(sync=True)
     pages = traitlets.Int(0).tag(sync=True)
     total = traitlets.Int(0).tag(sync=True)
+    hidden = traitlets.Int(0).tag(sync=True)
     title = traitlets.Unicode("Selection").tag(sync=True)
 
     def __init__(
@@ -79,20 +86,43 @@ class Gallery(MessageReplies, anywidget.AnyWidget):
         self._thumbnail = thumbnail
         self._on_action = on_action
         self._items = np.zeros(0, np.int64)
+        self._given = self._items  # as given to show(); _items is what the filter keeps
+        self._keep: np.ndarray | None = None
         self.on_msg(self._on_custom_msg)
         self.observe(self._on_page, names="page")
 
     @property
     def items(self) -> np.ndarray:
-        """(K,) int64 positions shown, over all pages."""
+        """(K,) int64 positions shown, over all pages (those the filter keeps)."""
         return self._items.copy()
+
+    def set_filter(self, keep: Any) -> None:
+        """Page through only the items where ``keep``, an (N,) boolean mask, is True (None:
+        every item given to :meth:`show`); the current page is kept where it still exists."""
+        if keep is not None:
+            keep = np.asarray(keep)
+            if self._limit == np.iinfo(np.int64).max:
+                raise ValueError("a gallery filters only with its number of items known: "
+                                 "pass n= when creating it")
+            if keep.dtype != bool or keep.shape != (self._limit,):
+                raise ValueError(f"the gallery's filter must be an ({self._limit},) boolean "
+                                 f"mask, got {keep.dtype} of shape {keep.shape}")
+        self._keep = keep
+        self._paginate(self.page)
 
     def show(self, items: Any, *, title: str | None = None, page: int = 0) -> None:
         """Show ``items`` (positions, see
         :func:`~workbench.widgets._positions.as_positions`), starting at ``page``."""
-        self._items = as_positions(items, self._limit)
+        self._given = as_positions(items, self._limit)
         if title is not None:
             self.title = title
+        self._paginate(page)
+
+    def _paginate(self, page: int) -> None:
+        """Apply the filter to the items given and show ``page`` of what it keeps."""
+        given, keep = self._given, self._keep
+        self._items = given[keep[given]] if keep is not None and given.size else given
+        self.hidden = int(given.size - self._items.size)
         self.total = int(self._items.size)
         self.pages = -(-self.total // self.page_size)
         page = min(max(page, 0), max(self.pages - 1, 0))

@@ -159,8 +159,11 @@ class ControlPanel(w.VBox):
         self.label_buttons.children = buttons
 
     def set_clusters(self, clusters: Sequence[tuple[str, int]]) -> None:
-        """Show proposed clusters as ``(text, index)`` options."""
+        """Show proposed clusters as ``(text, index)`` options (the picked one stays)."""
+        keep = self.cluster_pick.value
         self.cluster_pick.options = list(clusters)
+        if keep in [k for _, k in clusters]:
+            self.cluster_pick.value = keep
 
     def show_error(self, message: str) -> None:
         self.error.value = message

@@ -113,6 +113,10 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
     point_size = traitlets.Float(float(MAP_POINT_SIZE)).tag(sync=True)
     height = traitlets.Int(MAP_HEIGHT).tag(sync=True)
     n_clusters = traitlets.Int(0).tag(sync=True)
+    #: Suggested cluster names drawn on the map: ``{"x", "y", "name", "level", "size"}`` per
+    #: name, ``x, y`` in the coordinates of ``coords``, ``level`` ``"coarse"`` (shown zoomed
+    #: out) or ``"fine"`` (zoomed in); drawn as text, never markup.
+    cluster_labels = traitlets.List(traitlets.Dict()).tag(sync=True)
 
     def __init__(
         self,
@@ -161,6 +165,25 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
                 f"got {len(value)} bytes"
             )
         return value
+
+    @traitlets.validate("cluster_labels")
+    def _valid_cluster_labels(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for k, d in enumerate(proposal["value"]):
+            try:
+                x, y, size = float(d["x"]), float(d["y"]), int(d.get("size", 0))
+                name, level = d["name"], d["level"]
+            except (KeyError, TypeError, ValueError) as e:
+                raise traitlets.TraitError(
+                    f"cluster_labels[{k}] needs numbers x, y (size) and strings name, level; "
+                    f"got {d!r}") from e
+            if not (np.isfinite(x) and np.isfinite(y)) or not isinstance(name, str) \
+                    or level not in ("fine", "coarse"):
+                raise traitlets.TraitError(
+                    f"cluster_labels[{k}]: x, y must be finite, name a string and level "
+                    f"'fine' or 'coarse'; got {d!r}")
+            out.append({"x": x, "y": y, "name": name, "level": level, "size": size})
+        return out
 
     @traitlets.validate("selection")
     def _valid_selection(self, proposal: dict[str, Any]) -> bytes:

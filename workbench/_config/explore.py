@@ -1,0 +1,54 @@
+"""Defaults: Exploring the map: selections (audit, duplicates, outliers, saved), linked filters,
+cluster names."""
+
+from __future__ import annotations
+
+# -- selections: audit, duplicates, outliers, saved (workbench/_selections) ------------------
+#: A lasso member is a suspect when more than this share of its kNN-graph neighbours lie
+#: outside the selection (an outside item missed when more lie inside): the best recall on
+#: mnist-test (benchmarks/lasso_audit.py: 20% of wrong points at 36% precision, 6x chance).
+AUDIT_FRACTION = 0.5
+#: The outliers queue: one gallery page of the most isolated items.
+OUTLIER_QUEUE_SIZE = 40
+#: The class "mark copies" gives a duplicate group's extra copies: an ordinary, undoable label.
+DUPLICATE_CLASS = "duplicate"
+#: Saved selections: their own file (can hold 100,000 ids; workbench.json stays small).
+SELECTIONS_FILE = "selections.json"
+#: The similarity slider's start: a cosine most unrelated items stay below.
+SEARCH_THRESHOLD = 0.5
+
+# -- linked filters (workbench/widgets/charts.py) ---------------------------------------------
+
+#: Bins of a numeric column's histogram beside the map: 20 shows a distribution's shape
+#: (modes, tails) in a chart 300 px wide, each bar still wide enough to brush.
+CHART_BINS = 20
+#: A text column is charted (bars) only with at most this many distinct values: more (ids,
+#: paths, free text) would not fit one small chart, and is listed as not charted instead.
+CHART_MAX_CATEGORIES = 30
+
+# -- cluster names (workbench/learn/cluster_names.py, workbench/_names.py) -------------------
+
+#: Terms in a text cluster's name: three say what it is about without becoming a sentence.
+CLUSTER_NAME_TERMS = 3
+#: Vocabulary names in an image cluster's name: a third is mostly zero-shot noise.
+CLUSTER_NAME_VOCABULARY_TERMS = 2
+#: A term names a cluster only if this many of its items hold it (once is an accident).
+CLUSTER_NAME_MIN_COUNT = 2
+#: ... and it is this many times more common there than overall (else it names everything).
+CLUSTER_NAME_MIN_LIFT = 1.5
+#: A file-name word or metadata value needs this share of the cluster (not a minority's).
+CLUSTER_NAME_MIN_SHARE = 0.3
+#: Members read per cluster to name it (seeded): term shares within ~2 points at any size.
+CLUSTER_NAME_SAMPLE = 2_000
+#: Members per cluster scored by refine_names: a name's hit rate within ~3 points.
+CLUSTER_NAME_REFINE_SAMPLE = 300
+#: Rounds of refine_names; the third still settles a few names at 30 clusters.
+CLUSTER_NAME_REFINE_SWEEPS = 3
+#: TF-IDF candidates per text cluster for refine_names; beyond 15 they are single-sentence.
+CLUSTER_NAME_CANDIDATES = 15
+#: One prompt per vocabulary name: a few hundred names stay one text-tower batch.
+CLUSTER_NAME_TEMPLATES = ("a photo of a {}.",)
+#: Truth-like metadata columns, preferred in this order for fallback names.
+CLUSTER_NAME_TRUTH_COLUMNS = ("truth", "label", "class", "category", "target", "y")
+#: The project setting (workbench.json) with extra vocabulary names for image clusters.
+CLUSTER_VOCABULARY_SETTING = "cluster_vocabulary"

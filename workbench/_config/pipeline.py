@@ -1,0 +1,146 @@
+"""Defaults: Embeddings, neighbours and layout, the session, export, calibration, damaged files."""
+
+from __future__ import annotations
+
+# -- embeddings ---------------------------------------------------------------------------
+
+#: CLIP default: ViT-B-32 on LAION-2B, the usual quality/speed point (fast enough on a CPU).
+CLIP_MODEL = "ViT-B-32"
+CLIP_PRETRAINED = "laion2b_s34b_b79k"
+#: DINOv2 default: the small ViT (21M parameters), strong image-to-image neighbours on a CPU.
+DINO_MODEL = "vit_small_patch14_dinov2.lvd142m"
+#: DINOv2 input side: the paper's linear-probe resolution; timm's 518 costs ~5x more compute.
+DINO_IMAGE_SIZE = 224
+#: Text default: sentence-transformers' all-round small model, bundled offline as a package.
+TEXT_MODEL = "all-MiniLM-L6-v2"
+#: Items per forward pass: small on CPU (latency, memory), large on a GPU (fill the device).
+EMBED_BATCH_SIZE_CPU = 32
+EMBED_BATCH_SIZE_GPU = 256
+#: Decode workers at most: beyond 4, JPEG decoding outpaces a ViT-B forward on any CPU/GPU pair.
+EMBED_MAX_WORKERS = 4
+#: Decode workers when the model runs on the CPU: decoding costs ~5 ms of CPU per photo
+#: against ~170 ms for a ViT-B-32 forward, so one worker keeps up; more only take cores
+#: from the forward pass (measured in benchmarks/embed_throughput.py).
+EMBED_CPU_WORKERS = 1
+#: Below this many images, starting worker processes costs more than it saves.
+EMBED_MIN_ITEMS_FOR_WORKERS = 64
+#: Items per cache chunk: a kill loses at most one chunk of work; fewer files to read back.
+EMBED_CHUNK_SIZE = 512
+#: ...or this many seconds of work, whichever comes first, so a slow CPU run also resumes.
+EMBED_CHUNK_SECONDS = 30.0
+#: After a run, more chunk files than this are merged into one, so reopening stays fast.
+EMBED_CACHE_MAX_CHUNKS = 64
+
+# -- neighbours and layout (neighbors.py, layout.py) -----------------------------------------
+#: Up to this many items the index and graph are exact (flat inner product): an exact graph of
+#: 20k × 512 takes seconds on 2 cores, and exact answers need no recall check.
+EXACT_INDEX_MAX_ITEMS = 20_000
+#: Approximate graphs and indexes must find at least this share of the true k neighbours;
+#: checked on a sample after every build, cells scanned are doubled until it holds.
+GRAPH_TARGET_RECALL = 0.95
+#: Items whose exact neighbours are computed to check recall: a standard error of ~0.003 at
+#: recall 0.95 with k=15, for under a second of work at 100k × 512.
+GRAPH_RECALL_SAMPLE = 500
+#: Cells (of ~sqrt(N)) an IVF index scans per query to start with; 8 reached recall 0.99 on
+#: clustered 512-d data in measurements, and the recall check doubles it when data are harder.
+IVF_START_NPROBE = 8
+#: Largest similarity block held at once while building graphs (its top-k scratch adds 2x
+#: more), so the graph costs ~100 MiB beyond the vectors whatever N is.
+NEIGHBOR_BLOCK_BYTES = 32 * 2**20
+#: Cosine similarity above which two items count as near-duplicates: re-encodes, resizes and
+#: crops of one image sit above 0.97 with CLIP, distinct photos of one scene below.
+NEAR_DUPLICATE_SIMILARITY = 0.97
+#: Seed of the 2-D map, so a reopened project shows the same picture.
+LAYOUT_SEED = 0
+#: UMAP's default: tight enough to see clusters, loose enough to lasso inside them.
+LAYOUT_MIN_DIST = 0.1
+#: Epochs of the first, quick map shown while the full one runs (UMAP's default is 200-500).
+QUICK_LAYOUT_EPOCHS = 30
+
+#: Longest side of a hover/gallery thumbnail in pixels: legible, and ~2-6 kB as WebP.
+THUMBNAIL_SIZE = 128
+#: WebP is several times smaller than PNG for photos and every current browser shows it.
+THUMBNAIL_FORMAT = "webp"
+#: WebP quality: thumbnails are for recognising an item, not for pixel inspection.
+THUMBNAIL_QUALITY = 80
+#: Height of the map in pixels: fits a laptop screen beside the palette and legend.
+MAP_HEIGHT = 520
+#: Point size in pixels at the default zoom; smaller points for big collections keep
+#: structure visible instead of one solid blob (see widgets.scatter.default_point_size).
+MAP_POINT_SIZE = 6
+#: Cards per gallery page: two rows on a wide notebook, few enough thumbnails to send fast.
+GALLERY_PAGE_SIZE = 24
+
+# -- session ---------------------------------------------------------------------------------
+
+#: Proposed clusters: about one per this many items, so a cluster fits a few gallery pages,
+#: between these bounds (fewer than 2 says nothing; more than 64 no longer fits a legend).
+CLUSTER_ITEMS_PER_CLUSTER = 60
+CLUSTER_COUNT_MIN = 2
+CLUSTER_COUNT_MAX = 64
+#: Human labels before the probe trains: below this, its held-out accuracy is noise and
+#: propagation alone predicts better.
+PROBE_MIN_LABELS = 10
+#: Grid step of the mixing weights of the models (propagation over the vectors' graph and
+#: over the map's, the probe), chosen on held-out human labels: 0.25 tries 15 mixes of 3.
+MIX_WEIGHT_STEP = 0.25
+#: Folds of human labels (whole clusters at a time) hidden in turn to choose the mixing
+#: weights; above MIX_FOLDS_MAX_ITEMS items a single MIX_HOLDOUT_FRACTION is hidden instead
+#: (each propagation over a million items takes half a minute).
+MIX_FOLDS = 5
+#: The mix's temperature grid, np.geomspace(*TEMPERATURE_GRID): bounded, as held-out items no
+#: mix can get right pushed an open grid to its top (50), flattening everything (issue 12).
+TEMPERATURE_GRID = (0.25, 4.0, 41)
+MIX_FOLDS_MAX_ITEMS = 200_000
+MIX_HOLDOUT_FRACTION = 0.2
+#: Rows scored per block by the probe: 64k x 512 float32 is 128 MB of temporaries, so
+#: rescoring a million memory-mapped items stays far below the size of the vectors.
+PROBE_SCORE_BLOCK_ROWS = 65_536
+
+# -- export ------------------------------------------------------------------------------------
+
+#: Sidecar of a table export: ``out.csv`` gets ``out.csv.meta.json`` (the whole file name kept,
+#: so ``out.csv`` and ``out.parquet`` exported side by side never share one).
+EXPORT_META_SUFFIX = ".meta.json"
+#: Metadata file inside a folder export (ImageFolder, Hugging Face); its presence is also what
+#: lets ``overwrite=True`` replace that folder (any other non-empty folder is refused).
+EXPORT_FOLDER_META = "workbench-export.json"
+#: CSV/TSV cells starting with = + - @ tab or CR get a leading quote (OWASP CSV injection):
+#: spreadsheets open label exports, and label names are free text typed by anyone.
+EXPORT_CSV_SAFE = True
+
+# -- calibration (learn/calibrate.py, Workbench.estimate) -------------------------------------
+
+#: Bootstrap refits of the confidence calibrator over held-out clusters: enough for the
+#: spread of an expected count (a 90% interval), few enough to cost ~0.1 s per retrain.
+CAL_BOOTSTRAP = 40
+#: Ridge strength of the calibrator (standardised features, summed loss): held-out items of
+#: one cluster are alike, so the effective sample is small and the model must stay simple.
+CAL_L2 = 3.0
+#: Range of a fitted calibrator's probabilities: a few dozen held-out clusters never
+#: justify certainty either way (one confident miss costs its check a log loss of 10).
+CAL_BOUNDS = (0.005, 0.995)
+#: Held-out clusters below which the calibrator is a constant (the shrunk hit rate): with
+#: fewer, a slope over features is fitted to two or three coin flips.
+CAL_MIN_GROUPS = 4
+#: (items x labelled items) above which the distance to the nearest labelled vector is not
+#: computed (brute force; the label mass alone marks items far from the labels).
+CAL_DISTANCE_MAX_PAIRS = 300_000_000
+#: Below this calibrated confidence, an item far from every label is flagged "none of the
+#: known classes": more likely wrong than right.
+CAL_UNKNOWN_CONFIDENCE = 0.5
+#: Least error assumed of the calibrator in a mean confidence (standard deviation): the
+#: held-out labelled items it learns from lie nearer the labels than the unlabelled ones,
+#: and on the benchmark sets its estimates drift by about this much (1-1.5 points).
+CAL_MODEL_ERROR = 0.01
+#: Normal quantile of the accuracy interval of Workbench.estimate: a 90% interval.
+CAL_INTERVAL_Z = 1.645
+#: Default threshold of Workbench.estimate's "machine" figures: what an export at this
+#: min_confidence would contain.
+CAL_EXPORT_MIN_CONFIDENCE = 0.9
+
+# -- damaged files (project.py, _files.py) ----------------------------------------------------
+
+#: Staging folder a create builds the project in before moving it into place; hidden (folder
+#: loaders skip it) and named so that a user who finds one left by a kill knows what it is.
+STAGING_PREFIX = ".workbench-creating-"
