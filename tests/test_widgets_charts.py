@@ -257,3 +257,33 @@ def test_the_front_end_follows_the_message_table():
     assert read <= set(FilterCharts.class_trait_names(sync=True))
     assert "filtered: Uint8Array" in (JS / "scatter.js").read_text()
     assert contract.CODE_FIELDS["filtered"] == np.uint8
+
+
+def test_a_key_labels_only_the_items_the_filters_keep(demo_folder, tmp_path, monkeypatch):
+    # A selection made before brushing (or by a search) can hold faded points: a number
+    # key labels only what the person sees.
+    import shutil
+
+    import comm
+    from _comm import RecordingComm, browser_says
+
+    from workbench.session import Workbench
+    from workbench.widgets import WorkbenchApp
+
+    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
+    shutil.copytree(demo_folder, tmp_path / "digits")
+    wb = Workbench.open(tmp_path / "digits", background=False, layout="quick")
+    app = WorkbenchApp(wb)
+    try:
+        truth = wb.items["truth"].to_numpy()
+        app.selection = np.arange(40)
+        app.filters.set_categories("truth", ["3"])
+        app.panel.class_name.value = "three"
+        browser_says(app.map, {"type": "label_key", "key": 1})
+        labelled = np.flatnonzero(wb.labels.state.human >= 0)
+        assert labelled.tolist() == [i for i in range(40) if truth[i] == "3"]
+        app.label("three", items=[0])  # items named from Python are labelled as given
+        assert wb.labels.state.human[0] >= 0
+    finally:
+        app.close()
+        wb.close()

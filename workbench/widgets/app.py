@@ -220,7 +220,11 @@ class WorkbenchApp(AppVerbs, w.VBox):
         return self.view.describe(indices)
 
     def _items_or_selection(self, items: Any) -> np.ndarray:
-        return self.view.positions(items) if items is not None else self.selection
+        """``items`` as positions; by default the selection less what the filter charts
+        hide (a key labels what the person sees, never a faded point)."""
+        if items is not None:
+            return self.view.positions(items)
+        return self.filters.keep(self.selection)
 
     def _say(self, message: str) -> None:
         """Show ``message`` on the status line (until the next action)."""
