@@ -237,10 +237,14 @@ def test_image_session_names_from_vocabulary_and_project_setting(tmp_path):
 
 
 def test_app_shows_names_offers_them_and_labels_in_one_action(demo):
+    from _comm import browser_says
+
     from workbench.widgets.app import WorkbenchApp
 
     app = WorkbenchApp(demo)
     try:
+        assert not app.controls.names.busy  # nothing named before a view is on screen
+        browser_says(app.map, {"type": "ready"})  # a view of the map is on screen
         app.controls.names.wait(60)
         names = demo.cluster_names()
         texts = [t for t, _ in app.panel.cluster_pick.options]

@@ -6,19 +6,35 @@ a burst of labels costs one fit, runs the callable in its thread, and publishes 
 only if no newer request arrived since that fit took its inputs. A superseded fit runs to
 its end (torch cannot be interrupted safely mid-step) but its result is dropped, so stale
 predictions never reach the callback.
+
+At interpreter exit every live runner is closed and its running fit awaited: a worker
+thread still inside torch or FAISS while Python tears down aborts the process ("terminate
+called without an active exception"), so a script that ends right after ``wb.show()`` or a
+label waits for the fit in flight instead.
 """
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .._config import RETRAIN_DELAY_S
 
 __all__ = ["Retrainer"]
+
+_LIVE: weakref.WeakSet[Retrainer] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live() -> None:
+    """Close every live runner and wait for its running fit (pending ones are dropped)."""
+    for runner in list(_LIVE):
+        runner.close(wait=True)
 
 
 class Retrainer:
@@ -71,6 +87,7 @@ class Retrainer:
         self.error_traceback: str | None = None
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
+        _LIVE.add(self)
 
     def submit(self, *args: Any, **kwargs: Any) -> int:
         """Ask for a fit with these arguments; returns its generation number at once.

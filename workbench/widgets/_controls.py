@@ -113,7 +113,7 @@ class AppControls:
                                    on_error=self._names_failed, name="workbench-cluster-names")
         self.panel.cluster_pick.observe(self._offer_name, names="value")
         self.app.map.observe(self._place_names, names="coords")
-        self.names.submit()
+        self.app.map.when_shown(self.names.submit)  # a script that never shows it: no work
 
     def _show_annotator(self, event: str) -> None:
         """Keep the annotator field true when the notebook sets ``wb.annotator``."""

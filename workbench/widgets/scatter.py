@@ -144,6 +144,7 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
         self._seq = 0
         self.bytes_sent = 0
         self.views_ready = 0
+        self._on_shown: list[Any] = []
         self.on_msg(self._on_custom_msg)
 
     # -- validation (values from Python and from the browser) ---------------------------
@@ -271,6 +272,14 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
             self._reject(content, f"index must be an integer in [0, {self._n}), got {idx!r}")
             return None
 
+    def when_shown(self, fn: Any) -> None:
+        """Call ``fn()`` once a view of the map is on screen (now, if one is): work only a
+        person looking at the map needs (e.g. naming clusters) never runs in a script."""
+        if self.views_ready:
+            fn()
+        else:
+            self._on_shown.append(fn)
+
     def _on_custom_msg(self, widget: Any, content: Any, buffers: list[Any]) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             self._reject(content, "a message must be an object with a string 'type'")
@@ -278,6 +287,9 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
         kind = content["type"]
         if kind == "ready":
             self.views_ready += 1
+            shown, self._on_shown = self._on_shown, []
+            for fn in shown:
+                fn()
             # All-zero fields (no predictions yet, no clusters) are left out: the view
             # starts from zeros, and at 1M points each field is 1-2 MB.
             fields = [f for f in CODE_FIELDS if self._codes[f].any()]
