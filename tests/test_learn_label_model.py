@@ -7,11 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from workbench._config import PROBE_L2_GRID, RULE_ACCURACY_Z, RULE_CHECK_MIN_VOTES
 from workbench.learn import LabelSpreader
 from workbench.learn.calibrate import expected_calibration_error
+from workbench.learn.heldout import with_optional
 from workbench.learn.label_model import check_rules, fit_label_model, rule_weights, weak_labels
-from workbench.learn.pipeline import fit_models
+from workbench.learn.pipeline import fit_models, fit_rules_probe
+from workbench.learn.probe import LinearProbe
 from workbench.neighbors import build_knn_graph
+from workbench.rules.analysis import rule_flags, rule_stats
 
 #: (class it votes, P(votes | that class), P(votes | the other class)) of one-sided rules.
 SPECS = [(1, 0.4, 0.05), (1, 0.3, 0.1), (0, 0.5, 0.1), (0, 0.2, 0.02), (1, 0.15, 0.01),
@@ -108,6 +112,40 @@ def test_random_rule_is_flagged_and_good_rules_are_not():
     assert not check_rules(votes, few).flagged.any()
 
 
+def test_the_analysis_table_and_check_rules_flag_by_one_rule():
+    rng = np.random.default_rng(8)
+    y = (rng.random(5000) < 0.4).astype(np.int64)
+    votes = simulate(y, rng, random_rule=False)
+    rand = np.where(rng.random(y.size) < 0.3, 1, -1)  # votes its class at random
+    bad = np.where(votes[:, 0] >= 0, 1 - votes[:, 0], -1)  # points away from its class
+    votes = np.column_stack([votes, rand, bad])
+    rule_class = np.array([k for k, _, _ in SPECS] + [1, 1 - SPECS[0][0]])
+    for m in (30, 150, 600):
+        human = np.full(y.size, -1)
+        idx = rng.choice(y.size, m, replace=False)
+        human[idx] = y[idx]
+        table = rule_stats(votes, np.ones(votes.shape[1], bool), rule_class, human)
+        check = check_rules(votes, human)
+        assert np.array_equal(table["flagged"].to_numpy(), check.flagged)
+        # the rule by hand: 90% Wilson interval against the class's share of the labels
+        for j in range(votes.shape[1]):
+            at = idx[votes[idx, j] >= 0]
+            n, k = at.size, int((votes[at, j] == y[at]).sum())
+            base = float((y[idx] == rule_class[j]).mean())
+            if n == 0:
+                assert not check.flagged[j]
+                continue
+            z = RULE_ACCURACY_Z
+            centre = (k / n + z * z / (2 * n)) / (1 + z * z / n)
+            half = z * np.sqrt(k / n * (1 - k / n) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+            want = (centre + half < base) or (n >= RULE_CHECK_MIN_VOTES and centre - half <= base)
+            assert check.flagged[j] == want, (m, j, n, k, base)
+        if m == 600:  # enough labels: the random and the reversed rule, and no good one
+            assert check.flagged[-2:].all() and not check.flagged[:-2].any()
+    assert rule_flags(np.array([5.0]), np.array([10.0]), np.array([0.5])).tolist() == [False]
+    assert rule_flags(np.array([0.0]), np.array([10.0]), np.array([0.5])).tolist() == [True]
+
+
 @pytest.fixture(scope="module")
 def blobs():
     """Two overlapping Gaussian classes (16-D), their kNN graph, and rules from the truth."""
@@ -172,6 +210,7 @@ def test_rules_alone_predict_before_any_human_label(blobs):
     _, y, _, votes = blobs
     state = fit(blobs, np.full(y.size, -1), votes)
     assert state.combined is not None and state.propagation is None
+    assert state.weights == {"rules": 0.0, "rules_probe": 1.0}  # the probe stands for them
     assert (state.combined.label == y).mean() > 0.75
     assert fit(blobs, np.full(y.size, -1)).combined is None
 
@@ -183,3 +222,64 @@ def test_bad_votes_say_what_is_wrong():
         fit_label_model(np.array([[0.5, 1.0]]))
     with pytest.raises(ValueError, match="not in `classes`"):
         fit_label_model(np.array([[0, 3]]), classes=np.array([0, 1]))
+
+
+def test_rules_that_tell_nothing_change_nothing(blobs):
+    _, y, _, _ = blobs
+    rng = np.random.default_rng(9)
+    noise = np.where(rng.random((y.size, 3)) < 0.3, rng.integers(0, 2, (y.size, 3)), -1)
+    human = np.full(y.size, -1)
+    idx = rng.choice(y.size, 120, replace=False)
+    human[idx] = y[idx]
+    state, plain = fit(blobs, human, noise), fit(blobs, human)
+    free = human < 0
+    right = (state.combined.label == y)[free].mean()
+    # at most half a point lower (the issue's bound for a rule voting at random), and
+    # nearly every label the same
+    assert right >= (plain.combined.label == y)[free].mean() - 0.005
+    assert (state.combined.label == plain.combined.label).mean() > 0.97
+
+
+def test_optional_models_get_the_middle_share_the_held_out_labels_allow():
+    rng = np.random.default_rng(10)
+    truth = rng.integers(0, 2, 400)
+    onehot = np.eye(2)[truth]
+    base = np.where(rng.random((400, 1)) < 0.8, onehot, 1 - onehot) * 0.6 + 0.2  # 80% right
+    good = np.where(rng.random((400, 1)) < 0.95, onehot, 1 - onehot) * 0.9 + 0.05
+    w = with_optional({"probe": base, "rules_probe": good}, truth, ("rules_probe",), steps=8)
+    shares = np.arange(9) / 8
+    acc = np.array([(((1 - a) * base + a * good).argmax(1) == truth).mean() for a in shares])
+    slack = np.sqrt(acc.max() * (1 - acc.max()) / truth.size)
+    upto = int(np.argmax(acc)) + 1  # from the smallest share near the best, to the best
+    want = np.median(shares[:upto][acc[:upto] >= acc.max() - slack - 1e-12])
+    assert w["rules_probe"] == pytest.approx(want) and 0 < want < 1
+    assert w["probe"] == pytest.approx(1 - want)
+    # an optional model worse than the rest gets too small a share to change a label
+    w = with_optional({"probe": good, "rules_probe": base}, truth, ("rules_probe",))
+    assert w["rules_probe"] < 0.5
+    mixed = w["probe"] * good + w["rules_probe"] * base
+    assert np.array_equal(mixed.argmax(1), good.argmax(1))
+
+
+def test_the_rules_probe_chooses_its_l2_on_the_human_labels(blobs):
+    x, y, _, _ = blobs
+    rng = np.random.default_rng(11)
+    human = np.full(y.size, -1)
+    idx = rng.choice(y.size, 60, replace=False)
+    human[idx] = y[idx]
+    # machine labels: right on most items, but one direction of the vectors flips them
+    flip = (x[:, 0] > 1.0) & (human < 0)
+    weak = np.where(human >= 0, human, np.where(flip, 1 - y, y))
+    state = fit_rules_probe(weak, human, x)
+    only = np.where(human >= 0, -1, weak)
+    scores = []
+    for l2 in PROBE_L2_GRID:  # each strength fitted on the machine labels, scored on humans
+        p = LinearProbe(l2_grid=(l2,), cv=2).fit(x, only)
+        proba = p.predict_proba(x[idx])
+        scores.append(((proba.argmax(1) == y[idx]).mean(),
+                       np.log(np.clip(proba[np.arange(idx.size), y[idx]], 1e-9, None)).mean()))
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    assert state.model.l2_ == PROBE_L2_GRID[best]
+    # too few human labels: the probe's own choice on the machine labels
+    few = np.where(np.arange(y.size) == idx[0], human, -1)
+    assert fit_rules_probe(np.where(few >= 0, few, weak), few, x).model is not None

@@ -51,9 +51,9 @@ RULE_CHECK_FOLDS = 5
 #: human-labelled items (rules.rule_flags); with fewer, only a rule whose whole accuracy
 #: interval lies below its class's share is: twenty votes are too few to tell 65% from 50%.
 RULE_CHECK_MIN_VOTES = 20
-#: Steps of the rules' share of the held-out mix (0, 1/8, ..., 1): the median of the shares
-#: within one standard error of the best is kept; eighths let a small share come out (a
-#: quarter was best at 25 actions on subjectivity) at the cost of 9 mixes scored.
+#: Steps of the rules' share of the held-out mix (0, 1/8, ..., 1; heldout.with_optional):
+#: eighths let a small share come out (a quarter was best at 25 actions on subjectivity) at
+#: the cost of 9 mixes scored.
 RULES_MIX_STEPS = 8
 
 # -- rules (workbench/rules) ------------------------------------------------------------------
@@ -61,8 +61,8 @@ RULES_MIX_STEPS = 8
 #: Items whose vectors a prompt rule compares with its prompts at once: 65,536 x 512 float32
 #: is 128 MiB, so even a memory-mapped million items is read in bounded steps.
 RULE_PROMPT_CHUNK = 65_536
-#: The normal quantile of a rule's accuracy interval (Wilson): 90% two-sided. A rule is
-#: flagged only when even the upper end is below its class's share of the human labels.
+#: The normal quantile of a rule's accuracy interval (Wilson): 90% two-sided. Which end is
+#: compared with its class's share of the human labels to flag it: rules.analysis.rule_flags.
 RULE_ACCURACY_Z = 1.6448536269514722
 
 #: The label model's labels an unlabelled item needs this probability to train the rules'

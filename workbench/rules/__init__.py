@@ -7,7 +7,7 @@ Rules are stored as data in the label log (:class:`~workbench.labels.LabelStore`
 ``rule_analysis``).
 """
 
-from .analysis import class_coverage, rule_stats, wilson_interval
+from .analysis import class_coverage, rule_flags, rule_stats, wilson_interval
 from .spec import (
     KIND_FIELDS,
     RULE_KINDS,
@@ -31,6 +31,7 @@ __all__ = [
     "describe",
     "item_text",
     "load_expr",
+    "rule_flags",
     "rule_mask",
     "rule_stats",
     "rule_title",

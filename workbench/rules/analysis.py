@@ -1,7 +1,7 @@
 """How good each rule is, from its votes and the human labels (like Snorkel's LFAnalysis):
-coverage, overlaps, conflicts, accuracy with a Wilson interval and a flag for rules that
-point away from their class (:func:`rule_stats`), and how well rules cover each class
-(:func:`class_coverage`).
+coverage, overlaps, conflicts, accuracy with a Wilson interval and a flag for rules the human
+labels do not show to beat guessing (:func:`rule_stats`, :func:`rule_flags`), and how well
+rules cover each class (:func:`class_coverage`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from .._config import RULE_ACCURACY_Z
+from .._config import RULE_ACCURACY_Z, RULE_CHECK_MIN_VOTES
 
-__all__ = ["class_coverage", "rule_stats", "wilson_interval"]
+__all__ = ["class_coverage", "rule_flags", "rule_stats", "wilson_interval"]
 
 
 def wilson_interval(correct: np.ndarray, total: np.ndarray, z: float = RULE_ACCURACY_Z
@@ -35,6 +35,37 @@ def wilson_interval(correct: np.ndarray, total: np.ndarray, z: float = RULE_ACCU
     return low, high
 
 
+def rule_flags(correct: np.ndarray, labelled: np.ndarray, base_rate: np.ndarray, *,
+               min_votes: int = RULE_CHECK_MIN_VOTES) -> np.ndarray:
+    """(R,) bool: the rules whose votes the human labels do not show to beat guessing.
+
+    The one rule behind ``rule_analysis()["flagged"]`` and
+    :func:`workbench.learn.label_model.check_rules`: with ``correct`` of its ``labelled``
+    votes on human-labelled items right, and ``base_rate`` the share its class has among
+    the human labels (what votes drawn at random would hit), a rule is flagged when
+
+    * it voted on at least ``min_votes`` (``RULE_CHECK_MIN_VOTES``) labelled items and the
+      lower end of its 90% Wilson interval is at or below ``base_rate``: its accuracy is
+      not shown better than chance (one-sided 5%; a rule voting at random is flagged 95
+      times in 100, a keyword rule right 65% of the time on a class of half the labels
+      passes from about 30 labelled votes); or
+    * with fewer votes, even the upper end is below ``base_rate``: it clearly points away
+      from its class.
+
+    Rules never judged (no labelled votes, or a class without human labels) are not
+    flagged. The human labels a person gives are not a random sample (a suggestions page
+    shows the items the model is least sure of, where rules are less often right too), so
+    a flag says "not shown useful on the items you labelled"; turn the rule off or look at
+    its conflicts (``rule_conflicts``).
+    """
+    labelled = np.asarray(labelled, np.float64)
+    base = np.asarray(base_rate, np.float64)
+    low, high = wilson_interval(np.asarray(correct, np.float64), labelled)
+    judged = (labelled > 0) & np.isfinite(base)
+    low, high, base = (np.nan_to_num(a, nan=0.0) for a in (low, high, base))
+    return judged & ((high < base) | ((labelled >= min_votes) & (low <= base)))
+
+
 def rule_stats(votes: np.ndarray, enabled: np.ndarray, rule_class: np.ndarray,
                human: np.ndarray) -> pl.DataFrame:
     """One row per rule (the columns of ``votes``) with its statistics.
@@ -54,11 +85,11 @@ def rule_stats(votes: np.ndarray, enabled: np.ndarray, rule_class: np.ndarray,
     class), ``labelled`` (human-labelled items it votes on), ``correct`` (of those, where
     its class is the human label), ``accuracy`` with its 90% Wilson interval
     ``accuracy_low``/``accuracy_high`` (null when ``labelled`` is 0), ``base_rate`` (the
-    share of its class among the human labels) and ``flagged``: True when the interval's
-    upper end is below ``base_rate``. Then, where it votes, its class is rarer than among
-    the labelled items in general: its vote points away from its class. With balanced
-    classes the base rate is chance (1/K); a rule for a rare class is not flagged for a
-    low accuracy that is still well above its class's share.
+    share of its class among the human labels: what random votes would hit) and
+    ``flagged``: the human labels do not show the rule beats that share (see
+    :func:`rule_flags`: with ``RULE_CHECK_MIN_VOTES`` labelled votes, ``accuracy_low`` at or
+    below ``base_rate``; with fewer, ``accuracy_high`` below it). A rule for a rare class is
+    not flagged for a low accuracy that is still clearly above its class's share.
     """
     votes = np.asarray(votes, np.int64)
     n, r = votes.shape
@@ -81,7 +112,7 @@ def rule_stats(votes: np.ndarray, enabled: np.ndarray, rule_class: np.ndarray,
     known = human[human >= 0]
     base = np.array([(known == c).mean() if known.size and c >= 0 else np.nan
                      for c in np.asarray(rule_class)], np.float64)
-    flagged = (labelled > 0) & ~np.isnan(base) & (np.nan_to_num(high, nan=1.0) < base)
+    flagged = rule_flags(correct, labelled, base)
     share = 1.0 / max(n, 1)
     return pl.DataFrame({
         "coverage": on.sum(axis=0) * share,
