@@ -12,6 +12,15 @@ run a generated notebook that shows the same N points twice: in the workbench's 
 * lasso to Python (workbench only): from releasing the mouse after a Shift+drag lasso to
   the kernel's acknowledgement that the selection arrived (a round trip, so an upper bound).
 
+Above the map's point budget (``MAP_POINT_BUDGET``, 1M) the workbench map draws samples
+(level of detail; above twice the budget a quick tenth of the overview first, then all of it:
+``overview_drawn_s``) and measures besides: the zoomed-in repaint with full detail (mouse-wheel
+notches into a dense region until the view holds every point of it: from the last notch to
+those points drawn), the lasso's exactness (the kernel's selection against matplotlib's
+point-in-polygon over all points), the kernel's memory (RSS) and the page's JavaScript heap
+(CDP). The peer goes last there, so that its time, or its failure, is recorded without
+stopping the rest.
+
 Medians over ``--repeats`` relabels. The last line printed is the headline JSON (one line
 per size); the full figures go to ``benchmarks/results/browser-<n>.json``.
 
@@ -21,6 +30,7 @@ per size); the full figures go to ``benchmarks/results/browser-<n>.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import shutil
@@ -85,6 +95,17 @@ def bench_notebook(folder: Path) -> Path:
         "new = ((labels + 0) % 10).copy(); new[changed] = (labels[changed] + round_) % 10\n"
         "df['label'] = pd.Categorical([f'c{k}' for k in new], categories=df['label'].cat.categories)\n"
         "s.data(df)",
+        # 5: the lasso's exactness and the kernel's memory
+        "import json, resource\n"
+        "from matplotlib.path import Path as _P\n"
+        "_ref = (int(_P(m.lasso_polygon.astype(float)).contains_points(xy.astype(float)).sum())\n"
+        "        if m.lasso_polygon is not None else None)\n"
+        "_rss = [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')][0]\n"
+        "json.dump({'selected': int(m.selected.size), 'reference': _ref,\n"
+        "           'lasso_kernel_s': m._detail.last_lasso_s,\n"
+        "           'kernel_rss_mb': _rss / 1024,\n"
+        "           'kernel_maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},\n"
+        "          open('kernel.json', 'w'))",
     ]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
@@ -176,7 +197,108 @@ def wait_changed(page, canvas, before: bytes, t0, *, min_pixels=50, timeout_s=30
     raise TimeoutError("the canvas never changed after the relabel")
 
 
+def js_heap_mb(page) -> float:
+    """The page's used JavaScript heap (CDP Performance metrics), in MB."""
+    client = page.context.new_cdp_session(page)
+    client.send("Performance.enable")
+    metrics = {m["name"]: m["value"] for m in client.send("Performance.getMetrics")["metrics"]}
+    client.detach()
+    return metrics.get("JSHeapUsedSize", float("nan")) / 2**20
+
+
+def zoomed_repaint(page, canvas, *, notches: int = 40) -> dict:
+    """Wheel into the map's middle a notch at a time until a view with every point of its
+    rectangle is drawn; seconds from that last notch to its points drawn."""
+    root = page.locator(".wb-map").first
+
+    def attr(name):
+        return root.get_attribute(f"data-{name}") or ""
+
+    canvas.first.scroll_into_view_if_needed()
+    box = canvas.first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    for _ in range(notches):
+        draws, asked = attr("draws"), attr("asked-seq")
+        t0 = time.perf_counter()
+        page.mouse.wheel(0, -100)
+        deadline = time.monotonic() + 60
+        answered = False
+        while time.monotonic() < deadline:
+            page.wait_for_timeout(20)
+            if attr("loaded-kind") == "view" and attr("draws") != draws \
+                    and attr("asked-seq") != asked and attr("loaded-seq") == attr("asked-seq"):
+                answered = True
+                break
+            if attr("loaded-kind") == "overview" and time.perf_counter() - t0 > 1.5:
+                break  # still the overview: zoom on
+        if answered and attr("complete") == "true":
+            return {"zoom_repaint_s": time.perf_counter() - t0,
+                    "zoom_view_to_draw_ms": float(attr("view-to-draw-ms") or "nan"),
+                    "zoom": float(attr("zoom") or "nan"), "zoom_points": int(attr("loaded")),
+                    "zoom_rect": attr("view-rect")}
+    return {"zoom_repaint_s": None, "zoom_error": "no complete view after all notches"}
+
+
+def lasso_latencies(page, canvas, wire, repeats) -> list[float]:
+    """Shift+drag lassos on our map; seconds from the mouse release to the kernel's "ack"."""
+    canvas.first.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box = canvas.first.bounding_box()
+    lat = []
+    for r in range(repeats):
+        f = 0.30 + 0.05 * r
+        x0, y0 = box["x"] + box["width"] * f, box["y"] + box["height"] * f
+        x1, y1 = box["x"] + box["width"] * (1 - f), box["y"] + box["height"] * (1 - f)
+        page.keyboard.down("Shift")
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        px, py = x0, y0
+        for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 2)):
+            for t in range(1, 9):
+                page.mouse.move(px + (x - px) * t / 8, py + (y - py) * t / 8)
+                page.wait_for_timeout(15)
+            px, py = x, y
+        start = len(wire.frames)
+        t0 = time.perf_counter()
+        page.mouse.up()
+        page.keyboard.up("Shift")
+        deadline = time.monotonic() + 120
+        got = None
+        while got is None and time.monotonic() < deadline:
+            for t, _, data in wire.frames[start:]:
+                text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+                if '"ack"' in text:
+                    got = t
+                    break
+            page.wait_for_timeout(10)
+        if got is not None:
+            lat.append(got - t0)
+        if r < repeats - 1:
+            page.keyboard.press("Escape")  # deselect before the next lasso
+            page.wait_for_timeout(500)
+    return lat
+
+
+def relabels(page, k, canvas, wire, repeats, js_ms=None) -> tuple[list[float], list[int]]:
+    """Run relabel cell ``k`` ``repeats`` times: seconds to the recolour, bytes received."""
+    times, sizes = [], []
+    for _ in range(repeats):
+        canvas.first.scroll_into_view_if_needed()
+        before = canvas.first.screenshot()
+        t0 = run_cell(page, k)
+        times.append(wait_changed(page, canvas, before, t0))
+        wait_cell_done(page, k)
+        if js_ms is not None:
+            js_ms.append(float(_cell(page, 1).locator(".wb-map").first
+                               .get_attribute("data-patch-to-draw-ms") or "nan"))
+        page.wait_for_timeout(300)  # late frames of this relabel still count
+        sizes.append(wire.bytes_between(t0, time.perf_counter()))
+    return times, sizes
+
+
 def measure(n: int, *, repeats: int, keep: Path | None) -> dict:
+    from workbench._config import MAP_POINT_BUDGET
+
     xy, labels = make_points(n)
     root = Path(tempfile.mkdtemp(prefix=f"wb-browser-{n}-"))
     np.save(root / "xy.npy", xy)
@@ -184,7 +306,8 @@ def measure(n: int, *, repeats: int, keep: Path | None) -> dict:
     bench_notebook(root)
     from playwright.sync_api import sync_playwright
 
-    out: dict = {"benchmark": "browser", "n": n, "relabel_points": RELABEL}
+    out: dict = {"benchmark": "browser", "n": n, "relabel_points": RELABEL,
+                 "budget": MAP_POINT_BUDGET, "level_of_detail": n > MAP_POINT_BUDGET}
     with jupyter_lab(root) as lab, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 1100})
@@ -197,82 +320,69 @@ def measure(n: int, *, repeats: int, keep: Path | None) -> dict:
             "?.getAttribute('data-status') === 'idle'", timeout=120_000)
         run_cell(page, 0)
         accept_kernel_dialog(page)
-        wait_cell_done(page, 0)
+        wait_cell_done(page, 0, timeout_s=1200)
 
         ours = _cell(page, 1).locator(".wb-map canvas")
         t0 = run_cell(page, 1)
         out["first_paint_s"] = wait_painted(page, ours, t0)
+        if out["level_of_detail"]:  # the first paint is a quick overview; then all of it
+            page.wait_for_function(
+                "() => { const d = document.querySelector('.wb-map').dataset;"
+                " return d.loadedKind === 'overview' && d.coarse === 'false'"
+                " && d.drawn === d.loaded; }", timeout=600_000, polling=50)
+            out["overview_drawn_s"] = time.perf_counter() - t0
+            out["overview_points"] = int(_cell(page, 1).locator(".wb-map").first
+                                         .get_attribute("data-loaded"))
         wait_cell_done(page, 1)
         out["first_paint_bytes"] = wire.bytes_between(t0, time.perf_counter())
+        if out["level_of_detail"]:
+            page.wait_for_timeout(1000)
+            out.update(zoomed_repaint(page, ours))
+            _cell(page, 1).locator(".wb-map .wb-reset").first.click()
+            page.wait_for_function(
+                "() => document.querySelector('.wb-map').dataset.loadedKind === 'overview'",
+                timeout=120_000)
+            page.wait_for_timeout(1500)
 
-        peer = _cell(page, 2).locator("canvas")
-        t0 = run_cell(page, 2)
-        out["first_paint_s_peer"] = wait_painted(page, peer, t0)
-        wait_cell_done(page, 2)
-        out["first_paint_bytes_peer"] = wire.bytes_between(t0, time.perf_counter())
-
-        rel, rel_peer, b, b_peer, js_ms = [], [], [], [], []
-        for _ in range(repeats):
-            for k, canvas, times, sizes in ((3, ours, rel, b), (4, peer, rel_peer, b_peer)):
-                canvas.first.scroll_into_view_if_needed()
-                before = canvas.first.screenshot()
-                t0 = run_cell(page, k)
-                times.append(wait_changed(page, canvas, before, t0))
-                wait_cell_done(page, k)
-                if k == 3:
-                    js_ms.append(float(_cell(page, 1).locator(".wb-map").first
-                                       .get_attribute("data-patch-to-draw-ms") or "nan"))
-                page.wait_for_timeout(300)  # late frames of this relabel still count
-                sizes.append(wire.bytes_between(t0, time.perf_counter()))
+        js_ms: list[float] = []
+        rel, b = relabels(page, 3, ours, wire, repeats, js_ms)
         out["relabel_to_recolour_s"] = statistics.median(rel)
-        out["relabel_to_recolour_s_peer"] = statistics.median(rel_peer)
         out["relabel_to_recolour_s_all"] = rel
-        out["relabel_to_recolour_s_peer_all"] = rel_peer
         out["relabel_patch_to_draw_ms"] = statistics.median(js_ms)
         out["relabel_bytes"] = int(statistics.median(b))
-        out["relabel_bytes_peer"] = int(statistics.median(b_peer))
 
-        # lasso to Python: Shift+drag on our map, wait for the kernel's "ack" frame
-        ours.first.scroll_into_view_if_needed()
-        page.wait_for_timeout(300)
-        box = ours.first.bounding_box()
-        lat = []
-        for r in range(repeats):
-            f = 0.30 + 0.05 * r
-            x0, y0 = box["x"] + box["width"] * f, box["y"] + box["height"] * f
-            x1, y1 = box["x"] + box["width"] * (1 - f), box["y"] + box["height"] * (1 - f)
-            page.keyboard.down("Shift")
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            px, py = x0, y0
-            for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 2)):
-                for t in range(1, 9):
-                    page.mouse.move(px + (x - px) * t / 8, py + (y - py) * t / 8)
-                    page.wait_for_timeout(15)
-                px, py = x, y
-            start = len(wire.frames)
-            t0 = time.perf_counter()
-            page.mouse.up()
-            page.keyboard.up("Shift")
-            deadline = time.monotonic() + 60
-            got = None
-            while got is None and time.monotonic() < deadline:
-                for t, _, data in wire.frames[start:]:
-                    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-                    if '"ack"' in text:
-                        got = t
-                        break
-                page.wait_for_timeout(10)
-            if got is not None:
-                lat.append(got - t0)
-            page.keyboard.press("Escape")  # deselect before the next lasso
-            page.wait_for_timeout(500)
+        lat = lasso_latencies(page, ours, wire, repeats)
         out["lasso_to_python_s"] = statistics.median(lat) if lat else None
+        out["lasso_to_python_s_all"] = lat
+        run_cell(page, 5)
+        wait_cell_done(page, 5, timeout_s=600)
+        kernel = json.loads((root / "kernel.json").read_text())
+        out.update({f"lasso_{k}" if k in ("selected", "reference") else k: v
+                    for k, v in kernel.items()})
+        if kernel["reference"] is not None:
+            out["lasso_exact"] = kernel["selected"] == kernel["reference"]
+        out["browser_js_heap_mb"] = js_heap_mb(page)
         out["device"] = "headless Chromium, SwiftShader (software WebGL), no GPU"
         if keep is not None:
             ours.first.scroll_into_view_if_needed()
             page.screenshot(path=str(keep))
-        browser.close()
+
+        # the peer, last: its time or its failure
+        peer = _cell(page, 2).locator("canvas")
+        try:
+            t0 = run_cell(page, 2)
+            out["first_paint_s_peer"] = wait_painted(page, peer, t0, timeout_s=900)
+            wait_cell_done(page, 2)
+            out["first_paint_bytes_peer"] = wire.bytes_between(t0, time.perf_counter())
+            rel_peer, b_peer = relabels(page, 4, peer, wire, repeats)
+            out["relabel_to_recolour_s_peer"] = statistics.median(rel_peer)
+            out["relabel_to_recolour_s_peer_all"] = rel_peer
+            out["relabel_bytes_peer"] = int(statistics.median(b_peer))
+            out["browser_js_heap_mb_with_peer"] = js_heap_mb(page)
+        except Exception as e:  # a timeout, a crashed tab: what the peer did at this size
+            out["peer_error"] = f"{type(e).__name__}: {str(e)[:300]}"
+        with contextlib.suppress(Exception):  # the peer may have taken the browser down
+            browser.close()
     shutil.rmtree(root, ignore_errors=True)
     return out
 
@@ -294,14 +404,16 @@ def main(argv: list[str] | None = None) -> None:
         res = measure(n, repeats=args.repeats, keep=None)
         (args.out / f"browser-{n}.json").write_text(json.dumps(res, indent=1))
         print(f"n={n:>9,}  first paint {res['first_paint_s']:.2f} s (peer "
-              f"{res['first_paint_s_peer']:.2f} s)  relabel {res['relabel_bytes']:,} B "
-              f"(peer {res['relabel_bytes_peer']:,} B)  recolour "
+              f"{res.get('first_paint_s_peer', res.get('peer_error'))})  relabel "
+              f"{res['relabel_bytes']:,} B (peer {res.get('relabel_bytes_peer')} B)  recolour "
               f"{res['relabel_to_recolour_s']:.2f} s (peer "
-              f"{res['relabel_to_recolour_s_peer']:.2f} s)  lasso->python "
-              f"{res['lasso_to_python_s']}")
-        heads.append({k: res[k] for k in (
+              f"{res.get('relabel_to_recolour_s_peer')})  lasso->python "
+              f"{res['lasso_to_python_s']}  zoomed repaint {res.get('zoom_repaint_s')}")
+        heads.append({k: res.get(k) for k in (
             "benchmark", "n", "first_paint_s", "first_paint_s_peer", "relabel_bytes",
-            "relabel_bytes_peer", "relabel_to_recolour_s", "lasso_to_python_s")})
+            "relabel_bytes_peer", "relabel_to_recolour_s", "lasso_to_python_s",
+            "overview_drawn_s", "zoom_repaint_s", "lasso_exact", "kernel_rss_mb", "browser_js_heap_mb",
+            "peer_error")})
     for h in heads:
         print(json.dumps(h))
 

@@ -3,6 +3,9 @@
 // Data arrive as binary: the coordinates once (the `coords` trait, float32 x,y pairs),
 // the label codes in reply to a `ready` message, and afterwards only patches
 // (uint32 indices + new codes) when labels change. Nothing is fetched from the network.
+// Above the `budget` trait (level of detail) the kernel keeps the coordinates: it answers
+// `ready` with an overview and each `view` request (the visible rectangle, numbered, once the
+// camera settles) with the points in it; a lasso goes to the kernel as a polygon.
 import createScatterplot from 'regl-scatterplot';
 import { captureKeys, createRequester, createThumbCache, h, typed } from './shared.js';
 
@@ -181,7 +184,9 @@ function buildView(model, el) {
  * rows), and the label codes by field.
  */
 function createPoints(n) {
-  return { n, codes: {}, rows: [], spatialIndex: undefined, lastSeq: 0, patchAt: null };
+  // positions: the item position of each drawn point (level of detail), else null.
+  return { n, codes: {}, rows: [], spatialIndex: undefined, lastSeq: 0, patchAt: null,
+    positions: null, askedAt: null };
 }
 
 /** Rows from the `coords` trait (float32 x, y pairs); the spatial index is rebuilt. */
@@ -218,15 +223,23 @@ function applyPatch(points, msg, buffers) {
   return true;
 }
 
-/** Python's messages: codes and patches redraw (a patch unless more follow), errors log. */
-function createMessageHandler(points, redraw) {
+/**
+ * Python's messages: codes and patches redraw (a patch unless more follow), errors log;
+ * above the budget, `points` (an overview or a view) and `reload` go to `lod`.
+ */
+function createMessageHandler(points, redraw, lod) {
   return (msg, buffers) => {
     if (!msg || typeof msg !== 'object') return;
     if (msg.type === 'codes') {
       applyCodes(points, msg, buffers);
       redraw();
     } else if (msg.type === 'patch') {
-      if (applyPatch(points, msg, buffers) && msg.last !== false) redraw();
+      const applied = lod.on ? lod.patch(msg, buffers) : applyPatch(points, msg, buffers);
+      if (applied && msg.last !== false) redraw();
+    } else if (msg.type === 'points') {
+      lod.onPoints(msg, buffers);
+    } else if (msg.type === 'reload') {
+      lod.reload();
     } else if (msg.type === 'error') {
       console.error('workbench:', msg.message);
     }
@@ -280,6 +293,7 @@ function createRedraw(model, root, points, map) {
       scatterplot.set({ pointColor: colors, colorBy: 'valueA', opacity, opacityBy: 'valueA' });
     }
     const t0 = performance.now();
+    const askedAt = points.askedAt;
     for (let i = 0; i < n; i++) rows[i][2] = value[i];
     return scatterplot
       .draw(rows, {
@@ -289,12 +303,18 @@ function createRedraw(model, root, points, map) {
         if (!points.spatialIndex) points.spatialIndex = scatterplot.get('spatialIndex');
         root.dataset.draws = String(Number(root.dataset.draws) + 1);
         root.dataset.kept = String(kept); // points the filter charts leave shown
+        root.dataset.drawn = String(n); // points handed to WebGL in this draw
         root.dataset.seq = String(seq);
         root.dataset.lastDrawMs = String(Math.round(performance.now() - t0));
         // Patch received -> recoloured points handed to WebGL: the browser's share of a
         // relabel, readable by tests and benchmarks.
         if (points.patchAt !== null) root.dataset.patchToDrawMs = String(Math.round(performance.now() - points.patchAt));
         points.patchAt = null;
+        // View asked for (camera settled) -> its points drawn: a zoomed-in repaint.
+        if (askedAt !== null && rows === points.rows && points.askedAt === askedAt) {
+          root.dataset.viewToDrawMs = String(Math.round(performance.now() - askedAt));
+          points.askedAt = null;
+        }
       })
       .catch((e) => console.error('workbench map: draw failed', e))
       .finally(() => {
@@ -356,12 +376,17 @@ function drawLegend(model, legend) {
 
 // -- lasso: the selection, both ways ------------------------------------------------------
 
-/** `fromPython()` shows the `selection` trait; `send(points)` sets it from a lasso. */
-function createSelection(model, count, map) {
+/**
+ * `fromPython()` shows the `selection` trait; `send(points)` sets it from a lasso. Above the
+ * budget the count is of every selected item, and the drawn ones among them are marked.
+ */
+function createSelection(model, count, map, points) {
   const fromPython = () => {
     const view = model.get('selection');
-    const sel = view && view.byteLength ? Array.from(typed(view, Uint32Array)) : [];
+    let sel = view && view.byteLength ? typed(view, Uint32Array) : [];
     count.textContent = `${sel.length} selected`;
+    if (points.positions) sel = localIndices(points.positions, sel);
+    else sel = Array.from(sel);
     if (!map.scatterplot) return;
     if (sel.length) map.scatterplot.select(sel, { preventEvent: true });
     else map.scatterplot.deselect({ preventEvent: true });
@@ -400,6 +425,179 @@ function createLassoScatterplot(model, canvas, width) {
     // on its edges whole instead of cut in half by the canvas border.
     cameraDistance: 1.08,
   });
+}
+
+// -- level of detail: above the budget, the kernel sends what to draw -----------------------
+
+// The camera still this long = settled: then the visible rectangle's points are asked for.
+const VIEW_SETTLE_MS = 200;
+// Views kept loaded besides the overview (least recently shown dropped first), and at most
+// this many of their points in all: a zoom back out or a pan back is drawn at once.
+const VIEW_CACHE = 6;
+const VIEW_CACHE_POINTS = 3000000;
+
+/** Indices into sorted `positions` of the sorted item positions `wanted` present there. */
+function localIndices(positions, wanted) {
+  const out = [];
+  let i = 0, j = 0;
+  while (i < wanted.length && j < positions.length) {
+    if (wanted[i] < positions[j]) i++;
+    else if (wanted[i] > positions[j]) j++;
+    else { out.push(j); i++; j++; }
+  }
+  return out;
+}
+
+/** A loaded set (overview or view) from a `points` message: positions, x/y and codes. */
+function readSet(msg, buffers) {
+  const positions = new Uint32Array(typed(buffers[0], Uint32Array));
+  const codes = {};
+  (msg.fields || []).forEach((f, k) => {
+    if (FIELDS[f] && buffers[k + 2]) codes[f] = new FIELDS[f](typed(buffers[k + 2], FIELDS[f]));
+  });
+  return { kind: msg.kind, seq: msg.seq, rect: msg.rect, extent: msg.extent, total: msg.total,
+    complete: !!msg.complete, coarse: !!msg.coarse, n: positions.length, positions,
+    xy: new Float32Array(typed(buffers[1], Float32Array)), codes, codesSeq: msg.codes_seq || 0 };
+}
+
+/** A patch (sorted positions + codes) applied to one loaded set; true if it had any. */
+function patchSet(set, field, idx, val) {
+  const hits = localIndices(set.positions, idx);
+  if (!hits.length) return false;
+  if (!set.codes[field]) set.codes[field] = new FIELDS[field](set.n);
+  const arr = set.codes[field];
+  // hits are in order of idx too (both sorted): walk them together
+  let k = 0;
+  for (let i = 0; i < idx.length && k < hits.length; i++) {
+    if (idx[i] === set.positions[hits[k]]) { arr[hits[k]] = val[i]; k++; }
+  }
+  return true;
+}
+
+const contains = (a, b) => a[0] <= b[0] && a[1] <= b[1] && a[2] >= b[2] && a[3] >= b[3];
+
+/**
+ * Level of detail: `on` when the map has more points than its budget. Shows the overview
+ * or a view's points (the root's data-loaded, -loaded-kind, -total, -complete and
+ * -position-sum say which), asks for the visible rectangle once the camera settles
+ * (`onView`), drops stale answers (data-stale counts them) and sends lassos as polygons.
+ */
+function createLod(model, root, points, map, redraw, selection) {
+  const budget = model.get('budget');
+  const on = budget > 0 && model.get('n') > budget;
+  const state = { overview: null, views: [], current: null, seq: 0, timer: null, stale: 0,
+    mods: { merge: false, remove: false }, lassoAt: -1e9 };
+  const show = (set) => {
+    state.current = set;
+    const { n, xy } = set;
+    const rows = new Array(n);
+    for (let i = 0; i < n; i++) rows[i] = [xy[2 * i], xy[2 * i + 1], 0];
+    Object.assign(points, { n, rows, codes: set.codes, positions: set.positions,
+      spatialIndex: undefined, lastSeq: Math.max(points.lastSeq, set.codesSeq) });
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum = (sum + set.positions[i]) % 4294967296;
+    Object.assign(root.dataset, { loaded: String(n), loadedKind: set.kind, total: String(set.total),
+      complete: String(set.complete), positionSum: String(sum), loadedSeq: String(set.seq),
+      coarse: String(set.coarse) });
+    // the selected items among the new points, once they are drawn
+    redraw().then(() => selection.fromPython());
+  };
+  const visibleRect = () => {
+    // the inverse of the names' transform: clip = projection * view * [aspect * x, y]
+    const sp = map.scatterplot;
+    const view = sp.get('cameraView');
+    const ratio = sp.get('width') / sp.get('height'), aspect = sp.get('aspectRatio') || 1;
+    const xs = [-1, 1].map((cx) => (cx * ratio - view[12]) / view[0] / aspect);
+    const ys = [-1, 1].map((cy) => (cy - view[13]) / view[5]);
+    return [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
+  };
+  const settle = () => {
+    if (!on || !map.scatterplot || map.destroyed || !state.overview) return;
+    const r = visibleRect();
+    root.dataset.viewRect = r.map((v) => v.toFixed(4)).join(',');
+    const cur = state.current;
+    if (contains(r, state.overview.extent)) {
+      state.seq += 1; // whatever is on its way is stale now
+      root.dataset.askedSeq = String(state.overview.seq);
+      if (cur !== state.overview) show(state.overview);
+      return;
+    }
+    if (cur && cur.kind === 'view' && cur.complete && contains(cur.rect, r)) return;
+    state.seq += 1;
+    const hit = state.views.find((s) => s.complete && contains(s.rect, r));
+    if (hit) {
+      root.dataset.askedSeq = String(hit.seq);
+      state.views = [hit, ...state.views.filter((s) => s !== hit)];
+      show(hit);
+      return;
+    }
+    points.askedAt = performance.now();
+    root.dataset.askedSeq = String(state.seq);
+    model.send({ type: 'view', seq: state.seq, rect: r });
+  };
+  const onView = () => {
+    if (!on) return;
+    clearTimeout(state.timer);
+    state.timer = setTimeout(settle, VIEW_SETTLE_MS);
+  };
+  const onPoints = (msg, buffers) => {
+    if (msg.kind === 'overview') {
+      // a quick (coarse) overview first above twice the budget, then the whole one
+      state.overview = readSet(msg, buffers);
+      state.views = [];
+      if (state.current && state.current.kind === 'view') return; // zoomed in meanwhile
+      show(state.overview);
+      if (!msg.coarse) settle(); // zoomed in when it came (a reload): ask for the view again
+      return;
+    }
+    if (msg.seq !== state.seq) {
+      state.stale += 1;
+      root.dataset.stale = String(state.stale);
+      return;
+    }
+    const set = readSet(msg, buffers);
+    let kept = set.n;
+    state.views = [set, ...state.views].filter((s, k) => {
+      if (k === 0) return true;
+      kept += s.n;
+      return k < VIEW_CACHE && kept <= VIEW_CACHE_POINTS;
+    });
+    show(set);
+  };
+  const patch = (msg, buffers) => {
+    const Ctor = FIELDS[msg.field];
+    if (!Ctor || buffers.length < 2) return false;
+    const idx = typed(buffers[0], Uint32Array), val = typed(buffers[1], Ctor);
+    let current = false;
+    for (const set of [state.overview, ...state.views]) {
+      if (set && patchSet(set, msg.field, idx, val) && set === state.current) current = true;
+    }
+    if (state.current) points.codes = state.current.codes;
+    points.lastSeq = msg.seq || points.lastSeq;
+    if (current) points.patchAt = performance.now();
+    root.dataset.seq = String(points.lastSeq);
+    return current;
+  };
+  const reload = () => {
+    state.views = [];
+    state.current = null;
+    state.seq += 1;
+    model.send({ type: 'ready' }); // answered with a new overview, then the view is asked
+  };
+  const lassoStart = () => { state.lassoAt = performance.now(); };
+  const lassoEnd = ({ coordinates }) => {
+    state.lassoAt = performance.now();
+    if (!on || !coordinates || coordinates.length < 3) return;
+    root.dataset.lassoSent = String(performance.now()); // for benchmarks
+    model.send({ type: 'lasso', polygon: coordinates.flat(), ...state.mods });
+  };
+  // The scatterplot's own selection events (of the drawn points only) are not the
+  // selection above the budget; a deselect right after a lasso is the lasso's.
+  const ownEvent = () => on;
+  const lassoDeselect = () => on && performance.now() - state.lassoAt < 1000;
+  const pressed = (e) => { state.mods = { merge: e.ctrlKey || e.metaKey, remove: e.altKey }; };
+  return { on, onView, onPoints, patch, reload, lassoStart, lassoEnd, ownEvent, lassoDeselect,
+    pressed, dispose: () => clearTimeout(state.timer) };
 }
 
 // -- cluster names ----------------------------------------------------------------------
@@ -546,15 +744,17 @@ function render({ model, el }) {
   const map = { scatterplot: null, destroyed: false };
   const redraw = createRedraw(model, root, points, map);
   const names = createNames(model, root, view.names, map);
-  const selection = createSelection(model, view.count, map);
+  const selection = createSelection(model, view.count, map, points);
+  const lod = createLod(model, root, points, map, redraw, selection);
 
-  const onCustom = createMessageHandler(points, redraw);
+  const onCustom = createMessageHandler(points, redraw, lod);
   model.on('msg:custom', onCustom);
 
   // JupyterLab's notebook treats a (Shift+)mousedown in a cell as the start of a cell
   // selection or drag and then swallows mousemove events on the whole document, which
   // would freeze the lasso. The map's presses are the map's own.
   for (const type of ['mousedown', 'pointerdown']) wrap.addEventListener(type, (e) => e.stopPropagation());
+  wrap.addEventListener('mousedown', lod.pressed); // Ctrl adds, Alt subtracts (lasso above budget)
 
   const hover = createHover(wrap, view.hover, thumbs);
 
@@ -564,12 +764,14 @@ function render({ model, el }) {
     const scatterplot = createLassoScatterplot(model, canvas, width);
     map.scatterplot = scatterplot;
     // Faded points (hidden by the filter charts) are context only: a lasso leaves them out.
-    scatterplot.subscribe('select', ({ points: picked }) => selection.send(
+    scatterplot.subscribe('select', ({ points: picked }) => lod.ownEvent() || selection.send(
       points.codes.filtered ? Array.from(picked).filter((i) => !points.codes.filtered[i]) : picked));
-    scatterplot.subscribe('deselect', () => selection.send([]));
-    scatterplot.subscribe('pointover', hover.show);
+    scatterplot.subscribe('deselect', () => lod.lassoDeselect() || selection.send([]));
+    scatterplot.subscribe('lassoStart', lod.lassoStart);
+    scatterplot.subscribe('lassoEnd', lod.lassoEnd);
+    scatterplot.subscribe('pointover', (i) => hover.show(points.positions ? points.positions[i] : i));
     scatterplot.subscribe('pointout', hover.hide);
-    scatterplot.subscribe('view', names.place);
+    scatterplot.subscribe('view', () => { names.place(); lod.onView(); });
     names.rebuild();
     readCoords(model, points);
     selection.fromPython();
@@ -599,6 +801,7 @@ function render({ model, el }) {
     model.off('msg:custom', onCustom);
     for (const [event, fn] of listeners) model.off(event, fn);
     disposeRequester();
+    lod.dispose();
     thumbs.dispose();
     if (map.scatterplot) map.scatterplot.destroy();
   };

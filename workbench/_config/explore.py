@@ -52,3 +52,27 @@ CLUSTER_NAME_TEMPLATES = ("a photo of a {}.",)
 CLUSTER_NAME_TRUTH_COLUMNS = ("truth", "label", "class", "category", "target", "y")
 #: The project setting (workbench.json) with extra vocabulary names for image clusters.
 CLUSTER_VOCABULARY_SETTING = "cluster_vocabulary"
+
+# -- level of detail (issue 19) ----------------------------------------------------------------
+
+#: Most points the browser draws at once: the overview, and each zoomed-in view. 1M draws in
+#: ~4 s in software WebGL (README, benchmarks/browser.py); above it the kernel keeps every
+#: point and sends a density-aware overview, then the points of the visible region.
+MAP_POINT_BUDGET = 1_000_000
+#: Cells per side of the grid that spreads the budget: sparse cells keep all their points,
+#: dense ones are capped alike; 256 gives cells of ~2 px on a 500 px map.
+MAP_LOD_GRID = 256
+#: Points each class, prediction and cluster keeps in the overview (all of a smaller one),
+#: so a rare class never vanishes from the drawing.
+MAP_LOD_MIN_PER_GROUP = 200
+#: Share of the budget the labelled and selected points may take (all of them if fewer):
+#: the rest keeps the density of the unlabelled map.
+MAP_LOD_LABELLED_SHARE = 0.5
+#: A view request covers the visible rectangle grown by this share of its size on each side,
+#: so a small pan is answered from what is loaded.
+MAP_VIEW_MARGIN = 0.25
+#: View answers the kernel keeps (positions only; codes are read fresh each time).
+MAP_VIEW_CACHE = 8
+#: Above twice the budget the overview comes in two steps: first this share of it (a
+#: first paint in about a second in software WebGL), then all of it while the map is seen.
+MAP_LOD_FIRST_SHARE = 0.1

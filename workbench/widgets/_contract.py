@@ -223,12 +223,16 @@ CLUSTER_COLORS = (
 MAX_LABEL_KEY = 9
 #: Actions a key press asks for, in the map and in the gallery.
 KEY_ACTIONS = ("label_key", "remove_labels", "undo", "redo")
-#: Message types the map's front end sends.
-MAP_MESSAGES = ("ready", "thumb", *KEY_ACTIONS)
+#: Message types the map's front end sends. Above its point budget (level of detail): ``view``
+#: asks for the points of a rectangle (``seq``, ``rect`` in data coordinates), ``lasso``
+#: sends a selection's ``polygon`` (flat x, y list; ``merge``/``remove``) to resolve in Python.
+MAP_MESSAGES = ("ready", "thumb", *KEY_ACTIONS, "view", "lasso")
 #: Message types the gallery's front end sends: a card relabelled or dropped, besides keys.
 GALLERY_MESSAGES = ("thumb", *KEY_ACTIONS, "relabel", "drop")
-#: Message types the map's front end receives (a ``thumb`` answers a request by its id).
-MAP_REPLIES = ("codes", "patch", "error", "thumb")
+#: Message types the map's front end receives (a ``thumb`` answers a request by its id);
+#: above the budget, ``points`` (positions, coordinates, codes of an overview or a view) and
+#: ``reload`` (drop what is loaded and ask again: new coordinates, or a very large relabel).
+MAP_REPLIES = ("codes", "patch", "error", "thumb", "points", "reload")
 #: Message types the filter charts' front end sends: a histogram brushed to a range (``lo``,
 #: ``hi``), a bar's category toggled (``category``, null for "(none)"), a chart's filter (or,
 #: with a null ``column``, every filter) cleared.

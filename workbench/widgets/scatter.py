@@ -10,6 +10,11 @@ What travels, and how:
 * the selection: the ``selection`` trait, uint32 indices as one binary buffer, both ways;
 * thumbnails: on demand, a ``thumb`` request answered with the image bytes as a buffer.
 
+Above ``budget`` points the kernel keeps the coordinates (level of detail, see
+:mod:`workbench.widgets._lod`): ``ready`` gets a ``points`` message (an overview), each
+numbered ``view`` request the points of its rectangle up to the budget, and a ``lasso``
+polygon is resolved here over all points.
+
 The widget holds no labels of its own: the app encodes the session's state into codes
 and calls :meth:`ScatterMap.update`; key presses go back to the app as actions. Fields,
 colour modes and message types are those of :mod:`workbench.widgets._contract`.
@@ -25,6 +30,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from .. import _config as config
 from .._config import MAP_HEIGHT, MAP_POINT_SIZE
 from ._bundle import bundle
 from ._contract import (
@@ -35,16 +41,13 @@ from ._contract import (
     MAP_BROWSER_SETS,
     MAX_LABEL_KEY,
 )
+from ._lod import Detail, as_polygon, as_rect
 from ._messages import MessageReplies
 from ._positions import as_position, as_positions
 
 __all__ = ["CODE_FIELDS", "COLOR_MODES", "ScatterMap", "normalize_coords"]
 
 log = logging.getLogger("workbench.widgets")
-
-
-#: Actions a key press (or a gallery click) asks the app to perform.
-ACTIONS = KEY_ACTIONS
 
 
 def _bytes_from_json(value: Any, widget: Any) -> bytes:
@@ -117,6 +120,9 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
     #: name, ``x, y`` in the coordinates of ``coords``, ``level`` ``"coarse"`` (shown zoomed
     #: out) or ``"fine"`` (zoomed in); drawn as text, never markup.
     cluster_labels = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: Most points drawn at once; with ``n`` above it the browser gets samples (level of
+    #: detail) and ``coords`` stays empty.
+    budget = traitlets.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -126,13 +132,25 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
         point_size: float | None = None,
         thumbnail: Callable[[int], dict[str, Any]] | None = None,
         on_action: Callable[[dict[str, Any]], None] | None = None,
+        budget: int | None = None,
         **kwargs: Any,
     ) -> None:
         xy = normalize_coords(coords)
         n = xy.shape[0]
         self._n = n  # fixed: every code array and the front end's buffers have this length
+        self._detail = Detail(
+            xy, config.MAP_POINT_BUDGET if budget is None else int(budget),
+            grid=config.MAP_LOD_GRID, per_group=config.MAP_LOD_MIN_PER_GROUP,
+            must_share=config.MAP_LOD_LABELLED_SHARE, margin=config.MAP_VIEW_MARGIN,
+            cache=config.MAP_VIEW_CACHE)
+        #: Above the budget: positions last sent (overview or view), of the overview, and the
+        #: last lasso's polygon ((V, 2), data coordinates); None below (all points drawn).
+        self.loaded: np.ndarray | None = None
+        self.overview: np.ndarray | None = None
+        self.lasso_polygon: np.ndarray | None = None
         super().__init__(
-            coords=xy.tobytes(), n=n, height=int(height),
+            coords=b"" if self._detail.on else xy.tobytes(), budget=self._detail.budget,
+            n=n, height=int(height),
             point_size=float(point_size) if point_size is not None else default_point_size(n),
             **kwargs,
         )
@@ -160,12 +178,24 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
     @traitlets.validate("coords")
     def _valid_coords(self, proposal: dict[str, Any]) -> bytes:
         value = proposal["value"]
+        if not value and self._detail.on:
+            return value
         if len(value) != self._n * 8:
             raise traitlets.TraitError(
                 f"coords must be {self._n} float32 (x, y) pairs ({self._n * 8} bytes), "
                 f"got {len(value)} bytes"
             )
-        return value
+        self._detail.moved(np.frombuffer(value, np.float32).reshape(-1, 2).copy())
+        if not self._detail.on:
+            return value
+        # Above the budget the coordinates stay here: the views load their points again.
+        if self.views_ready:
+            self._send_msg({"type": "reload"})
+        return b""
+
+    @traitlets.observe("selection")
+    def _selection_changed(self, change: dict[str, Any]) -> None:
+        self._detail.version += 1  # the samples keep the selected points
 
     @traitlets.validate("cluster_labels")
     def _valid_cluster_labels(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:
@@ -244,10 +274,15 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
         sent = 0
         if staged:
             self._seq += 1
+            self._detail.version += 1
+        if self._detail.on and any(c.size > self._detail.budget for _, c in staged):
+            # Bigger than a view: the browser reloads what it shows, with the new codes.
+            self.bytes_sent = self._send_msg({"type": "reload"})
+            return self.bytes_sent
         for k, (field, changed) in enumerate(staged):
             last = k == len(staged) - 1
             new = self._codes[field]
-            if changed.size * (4 + new.itemsize) < new.nbytes:
+            if self._detail.on or changed.size * (4 + new.itemsize) < new.nbytes:
                 msg = {"type": "patch", "field": field, "seq": self._seq, "last": last}
                 buffers = [changed.astype(np.uint32).tobytes(), new[changed].tobytes()]
             else:
@@ -290,6 +325,13 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
             shown, self._on_shown = self._on_shown, []
             for fn in shown:
                 fn()
+            if self._detail.on:  # a quick first overview above twice the budget, then all
+                if self._n > 2 * self._detail.budget:
+                    first = self._detail.first(self._codes, config.MAP_LOD_FIRST_SHARE)
+                    self._send_points("overview", 0, first, self._detail.extent, self._n, True)
+                self.overview = self._detail.overview(self._codes, self.selected)
+                self._send_points("overview", 0, self.overview, self._detail.extent, self._n)
+                return
             # All-zero fields (no predictions yet, no clusters) are left out: the view
             # starts from zeros, and at 1M points each field is 1-2 MB.
             fields = [f for f in CODE_FIELDS if self._codes[f].any()]
@@ -299,7 +341,11 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
             )
         elif kind == "thumb":
             self._reply_thumb(content)
-        elif kind in ACTIONS:
+        elif kind == "view":
+            self._reply_view(content)
+        elif kind == "lasso":
+            self._resolve_lasso(content)
+        elif kind in KEY_ACTIONS:
             if kind == "label_key":
                 key = content.get("key")
                 if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= MAX_LABEL_KEY:
@@ -314,3 +360,40 @@ class ScatterMap(MessageReplies, anywidget.AnyWidget):
         index = self._index(content)
         if index is not None:
             self._send_thumb(content, index)
+
+    # -- level of detail: above the budget ------------------------------------------------
+    def _send_points(self, kind: str, seq: int, positions: np.ndarray,
+                     rect: tuple[float, ...], total: int, coarse: bool = False) -> None:
+        """Positions, coordinates and (nonzero) codes of the points a view draws."""
+        self.loaded = positions
+        fields = [f for f in CODE_FIELDS if self._codes[f].any()]
+        msg = {"type": "points", "kind": kind, "seq": seq, "rect": list(rect), "coarse": coarse,
+               "extent": list(self._detail.extent), "total": total,
+               "complete": bool(positions.size == total), "count": int(positions.size),
+               "fields": fields, "codes_seq": self._seq}
+        buffers = [positions.astype(np.uint32).tobytes(), self._detail.xy[positions].tobytes()]
+        buffers += [self._codes[f][positions].tobytes() for f in fields]
+        self._send_msg(msg, buffers)
+
+    def _reply_view(self, content: dict[str, Any]) -> None:
+        seq, rect = content.get("seq"), as_rect(content.get("rect"))
+        if not self._detail.on or rect is None or type(seq) is not int:
+            self._reject(content, "a view request needs an integer seq and rect [x0, y0, x1, y1] "
+                         "with x0 < x1 and y0 < y1, on a map above its point budget")
+            return
+        if not self._detail.answers.fresh(seq):
+            return  # the view moved on: a newer request was answered already
+        positions, grown, total = self._detail.view(rect, self._codes, self.selected)
+        self._send_points("view", seq, positions, grown, total)
+
+    def _resolve_lasso(self, content: dict[str, Any]) -> None:
+        xy = as_polygon(content.get("polygon"))
+        if xy is None or not self._detail.on:
+            self._reject(content, "a lasso needs a polygon [x0, y0, x1, y1, ...] of 3 or more "
+                         "finite points, on a map above its point budget")
+            return
+        self.lasso_polygon = xy
+        hidden = self._codes["filtered"] > 0
+        self.select(self._detail.lasso(xy, self.selected, hidden=hidden,
+                                       merge=bool(content.get("merge")),
+                                       remove=bool(content.get("remove"))))
