@@ -35,12 +35,31 @@ EMBED_CACHE_MAX_CHUNKS = 64
 #: Up to this many items the index and graph are exact (flat inner product): an exact graph of
 #: 20k × 512 takes seconds on 2 cores, and exact answers need no recall check.
 EXACT_INDEX_MAX_ITEMS = 20_000
-#: Approximate graphs and indexes must find at least this share of the true k neighbours;
-#: checked on a sample after every build, cells scanned are doubled until it holds.
-GRAPH_TARGET_RECALL = 0.95
-#: Items whose exact neighbours are computed to check recall: a standard error of ~0.003 at
-#: recall 0.95 with k=15, for under a second of work at 100k × 512.
-GRAPH_RECALL_SAMPLE = 500
+#: Approximate graphs and indexes must find at least this share of the true k neighbours,
+#: checked on a sample after every build (the graph scans the cells that clear it by two
+#: standard errors; an index doubles its cells scanned until it holds). 0.99: with balanced
+#: cells and threads the graph reaches it at 100k × 512 in about pynndescent's time
+#: (benchmarks/knn_vs_pynndescent.py), and UMAP's own neighbours reach 0.998.
+GRAPH_TARGET_RECALL = 0.99
+#: Below 1, the graph's cell pass scans only the cells that give this recall on the sample
+#: and neighbour-of-neighbour rounds do the rest. Off (1.0): at 100k × 512 a round costs more
+#: than the extra cells (pass at 0.98 + a round to 0.990: 8 s; a pass to 0.996: 4 s), as
+#: the cell pass runs at matrix-product speed and the round at memory-latency speed.
+GRAPH_CELL_PASS_RECALL = 1.0
+#: Neighbour-of-neighbour rounds at most after the cell pass; each stops early once the
+#: sample's recall clears the target.
+GRAPH_REFINE_ROUNDS = 2
+#: Reverse neighbours (items listing it) an item expands in a round, beside its own k:
+#: NN-descent's reverse edges reach the neighbours the forward lists miss.
+GRAPH_REFINE_REVERSE = 15
+#: k-means cells over this many times the mean size are split: a cell costs its size times
+#: its candidates', and uneven cells (16 to 2,000 items for a mean of 300) made the big
+#: cells most of the graph's time.
+GRAPH_CELL_MAX_RATIO = 2.0
+#: Items whose exact neighbours are computed to check recall: 1,000 gives a standard error of
+#: ~0.001 at recall 0.99 with k=15 (500 read 0.993 on a 1M graph whose recall was 0.988), for
+#: ~2 s of work at 100k × 512 and ~20 s at 1M (one pass over the vectors per thread).
+GRAPH_RECALL_SAMPLE = 1000
 #: Cells (of ~sqrt(N)) an IVF index scans per query to start with; 8 reached recall 0.99 on
 #: clustered 512-d data in measurements, and the recall check doubles it when data are harder.
 IVF_START_NPROBE = 8

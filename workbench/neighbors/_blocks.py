@@ -10,7 +10,9 @@ from .._config import NEIGHBOR_BLOCK_BYTES
 
 __all__ = [
     "cell_blocked_search",
+    "drop_self",
     "exact_neighbors",
+    "exact_sample",
     "pad_columns",
     "recall",
     "rows_per_block",
@@ -76,6 +78,44 @@ def exact_neighbors(
     return out_i, out_s
 
 
+def exact_sample(x: np.ndarray, rows: np.ndarray, k: int, *, threads=None) -> np.ndarray:
+    """Exact top-``k`` ids of ``x[rows]`` among all of ``x``, self excluded: the graph's
+    recall sample. FAISS's blocked product and C++ top-k over slices of ``x`` spread over
+    threads (each slice read once for all rows), then the slices' lists merged."""
+    import faiss
+
+    from ._threads import run_pieces
+
+    n = x.shape[0]
+    q = np.ascontiguousarray(x[rows])
+    step = max(4096, -(-n // 64))
+    starts = list(range(0, n, step))
+    found_s = np.empty((len(starts), rows.size, k + 1), np.float32)
+    found_i = np.full((len(starts), rows.size, k + 1), -1, np.int64)
+
+    def piece(p):
+        a = starts[p]
+        b = min(n, a + step)
+        kk = min(k + 1, b - a)
+        s, i = faiss.knn(q, x[a:b], kk, metric=faiss.METRIC_INNER_PRODUCT)
+        found_s[p, :, :kk], found_i[p, :, :kk] = s, i + a
+        found_s[p, :, kk:] = -np.inf
+
+    run_pieces(piece, list(range(len(starts))), threads)
+    s = np.concatenate(found_s, axis=1)
+    i = np.concatenate(found_i, axis=1)
+    top = _top(s, i, k + 1)
+    return drop_self(np.take_along_axis(i, top, 1), np.take_along_axis(s, top, 1), rows, k)[0]
+
+
+def _top(s: np.ndarray, i: np.ndarray, k: int) -> np.ndarray:
+    """Columns of each row's ``k`` largest ``s``, ties by smaller id, nearest first."""
+    cols = np.empty((s.shape[0], k), np.int64)
+    for r in range(s.shape[0]):
+        cols[r] = np.lexsort((i[r], -s[r]))[:k]
+    return cols
+
+
 def recall(approx: np.ndarray, exact: np.ndarray) -> float:
     """Share of the (non -1) ``exact`` neighbours that ``approx`` found, row by row."""
     hits = [np.intersect1d(a[a >= 0], e[e >= 0]).size for a, e in zip(approx, exact)]
@@ -83,31 +123,46 @@ def recall(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(sum(hits) / total) if total else 1.0
 
 
-def cell_blocked_search(x, k, near, order, starts):
+def drop_self(idx: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int):
+    """(idx, sims) of ``k + 1`` columns without each row's own id ``rows``, ``k`` columns.
+
+    The item itself is usually column 0, but ties with duplicates can push it out of the
+    list: such rows lose their last column instead.
+    """
+    self_mask = idx == rows[:, None]
+    self_mask[~self_mask.any(axis=1), -1] = True
+    keep = ~self_mask
+    return (idx[keep].reshape(-1, k).astype(np.int64),
+            sims[keep].reshape(-1, k).astype(np.float32))
+
+
+def cell_blocked_search(x, k, near, order, starts, *, threads=None):
     """Each cell's items against all items of the cells listed in ``near`` (nlist, nprobe).
 
-    One dense matrix product per cell instead of one scan per query: the graph's queries
-    are the collection itself, so items of a cell share their candidate cells.
+    One dense search per cell instead of one scan per query: the graph's queries are the
+    collection itself, so items of a cell share their candidate cells. Each cell is one
+    ``faiss.knn`` call (blocked matrix product and C++ top-k, several times faster than
+    numpy's argpartition), cells spread over ``threads`` workers, costliest first.
     """
+    import faiss
+
+    from ._threads import run_pieces
+
     n = x.shape[0]
     idx = np.full((n, k), -1, np.int64)
     sims = np.zeros((n, k), np.float32)
-    where = np.full(n, -1, np.int64)  # column of each item in the current candidate list
-    for c in range(near.shape[0]):
+    sizes = np.diff(starts)
+
+    def cell(c):
         members = order[starts[c] : starts[c + 1]]
-        if members.size == 0:
-            continue
-        cand = np.concatenate([order[starts[j] : starts[j + 1]] for j in near[c] if j >= 0])
+        cells = [c, *(j for j in near[c] if j >= 0 and j != c)]  # own cell: self is found
+        cand = np.concatenate([order[starts[j] : starts[j + 1]] for j in cells])
         if cand.size <= k:  # tiny neighbourhood of cells: compare with everything
             cand = np.arange(n)
-        where[cand] = np.arange(cand.size)
-        base = x[cand]
-        step = rows_per_block(cand.size)
-        for s0 in range(0, members.size, step):
-            q = members[s0 : s0 + step]
-            s = x[q] @ base.T
-            col = where[q]
-            s[np.flatnonzero(col >= 0), col[col >= 0]] = -np.inf  # each item itself
-            idx[q], sims[q] = topk_rows(s, cand, k)
-        where[cand] = -1
+        s, i = faiss.knn(x[members], x[cand], k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+        idx[members], sims[members] = drop_self(cand[i], s, members, k)
+
+    cost = sizes * np.array([sizes[row[row >= 0]].sum() for row in near])
+    cells = [int(c) for c in np.argsort(-cost, kind="stable") if sizes[c] > 0]
+    run_pieces(cell, cells, threads)
     return idx, sims
