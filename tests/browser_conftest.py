@@ -128,6 +128,18 @@ def chromium_missing_reason() -> str | None:
     return None
 
 
+def write_notebook(path, source: str) -> None:
+    """A one-cell notebook at ``path`` (Python 3 kernel) running ``source``."""
+    import json
+
+    Path(path).write_text(json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
+                   "outputs": [], "source": source}],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                    "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+
+
 def skip_without_chromium() -> None:
     """Skip the calling test module when the browser cannot run; under CI=true, where the
     README's test command installs it, a missing browser fails the run instead."""

@@ -67,3 +67,25 @@ def demo_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo") / "digits"
     Workbench.demo(folder, background=False, layout="quick").close()
     return folder
+
+
+@pytest.fixture
+def app(demo_folder, tmp_path, monkeypatch):
+    """The notebook app over a fresh copy of the demo project (no retrain thread), its
+    messages to the browser recorded (``widget.comm.sent``)."""
+    import shutil
+
+    import comm
+    from _comm import RecordingComm
+
+    from workbench import Workbench
+    from workbench.widgets import WorkbenchApp
+
+    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
+    folder = tmp_path / "digits"
+    shutil.copytree(demo_folder, folder)
+    wb = Workbench.open(folder, background=False, layout="quick")
+    app = WorkbenchApp(wb)
+    yield app
+    app.close()
+    wb.close()

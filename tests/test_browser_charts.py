@@ -6,12 +6,18 @@ keeps only the selected items inside the range, a new lasso takes no faded point
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_conftest import CHROMIUM, CHROMIUM_ARGS, chromium_missing_reason, jupyter_lab, lasso
+from browser_conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    chromium_missing_reason,
+    jupyter_lab,
+    lasso,
+    write_notebook,
+)
 from test_browser_team import open_notebook
 
 pytestmark = pytest.mark.browser
@@ -69,12 +75,7 @@ def test_brush_a_histogram_to_filter_the_map_and_the_gallery(tmp_path):
     inside = (sizes >= lo) & (sizes <= hi)
     expected = int(inside.sum())
     assert 0 < expected < sizes.size
-    (tmp_path / "charts.ipynb").write_text(json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
-                   "outputs": [], "source": SOURCE}],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                    "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5}))
+    write_notebook(tmp_path / "charts.ipynb", SOURCE)
     with jupyter_lab(tmp_path) as lab, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1500, "height": 1300})

@@ -4,10 +4,14 @@ scroll wheel on the canvas shows the fine names instead."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from browser_conftest import CHROMIUM, CHROMIUM_ARGS, chromium_missing_reason, jupyter_lab
+from browser_conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    chromium_missing_reason,
+    jupyter_lab,
+    write_notebook,
+)
 from test_browser_team import open_notebook
 
 pytestmark = pytest.mark.browser
@@ -41,12 +45,7 @@ def test_names_on_the_map_change_with_zoom(tmp_path):
     source = ("from workbench import Workbench\n"
               "wb = Workbench.open('project', layout='quick')\n"
               "wb.show()")
-    (tmp_path / "names.ipynb").write_text(json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
-                   "outputs": [], "source": source}],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                    "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5}))
+    write_notebook(tmp_path / "names.ipynb", source)
     with jupyter_lab(tmp_path) as lab, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1500, "height": 1300})

@@ -5,11 +5,16 @@ in the project's SQLite log as one action)."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import pytest
-from browser_conftest import CHROMIUM, CHROMIUM_ARGS, jupyter_lab, skip_without_chromium
+from browser_conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    jupyter_lab,
+    skip_without_chromium,
+    write_notebook,
+)
 from test_browser_team import open_notebook
 
 pytestmark = pytest.mark.browser
@@ -26,12 +31,7 @@ def test_type_a_keyword_rule_see_its_coverage_and_the_map_recolour(tmp_path):
     source = ("from workbench import Workbench\n"
               "wb = Workbench.open('project', layout='quick')\n"
               "wb.show()")
-    (tmp_path / "rules.ipynb").write_text(json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
-                   "outputs": [], "source": source}],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                    "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5}))
+    write_notebook(tmp_path / "rules.ipynb", source)
     with jupyter_lab(tmp_path) as lab, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1500, "height": 1300})

@@ -8,7 +8,6 @@ second notebook takes back its own label only.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from browser_conftest import (
     lasso,
     run_all_cells,
     skip_without_chromium,
+    write_notebook,
 )
 
 pytestmark = pytest.mark.browser
@@ -28,15 +28,10 @@ pytestmark = pytest.mark.browser
 skip_without_chromium()
 
 
-def notebook(annotator: str) -> dict:
-    source = ("from workbench import Workbench\n"
-              f"wb = Workbench.open('project', annotator={annotator!r}, layout='quick')\n"
-              "wb.show()")
-    return {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
-                       "outputs": [], "source": source}],
-            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                        "name": "python3"}},
-            "nbformat": 4, "nbformat_minor": 5}
+def notebook_source(annotator: str) -> str:
+    return ("from workbench import Workbench\n"
+            f"wb = Workbench.open('project', annotator={annotator!r}, layout='quick')\n"
+            "wb.show()")
 
 
 def open_notebook(context, lab, name: str):
@@ -87,7 +82,7 @@ def test_two_annotators_see_each_others_labels_live(tmp_path):
 
     Workbench.demo(tmp_path / "project", background=False, layout="quick").close()
     for who in ("ann", "bob"):
-        (tmp_path / f"{who}.ipynb").write_text(json.dumps(notebook(who)))
+        write_notebook(tmp_path / f"{who}.ipynb", notebook_source(who))
     with jupyter_lab(tmp_path) as lab, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1250})

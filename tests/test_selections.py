@@ -98,20 +98,6 @@ def test_combine_gives_the_exact_sets():
         Workbench.combine(a, b, "xor")
 
 
-@pytest.fixture
-def app(demo_folder, tmp_path, monkeypatch):
-    from workbench.widgets import WorkbenchApp
-
-    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
-    folder = tmp_path / "digits"
-    shutil.copytree(demo_folder, folder)
-    wb = Workbench.open(folder, background=False, layout="quick")
-    app = WorkbenchApp(wb)
-    yield app
-    app.close()
-    wb.close()
-
-
 def lasso_from_browser(app, items) -> None:
     """The selection trait set as the front end sets it after a lasso (binary buffer)."""
     data = np.unique(np.asarray(items)).astype(np.uint32).tobytes()

@@ -38,18 +38,6 @@ def custom(widget):
 
 
 @pytest.fixture
-def app(demo_folder, tmp_path, monkeypatch):
-    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
-    folder = tmp_path / "digits"
-    shutil.copytree(demo_folder, folder)
-    wb = Workbench.open(folder, background=False, layout="quick")
-    app = WorkbenchApp(wb)
-    yield app
-    app.close()
-    wb.close()
-
-
-@pytest.fixture
 def background_app(demo_folder, tmp_path, monkeypatch):
     """An app over a session that retrains in a worker thread, as in a notebook."""
     monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))

@@ -5,29 +5,12 @@ class names are data in the table."""
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import numpy as np
 import pytest
-from _comm import RecordingComm
-from ipywidgets import comm
 
-from workbench.session import Workbench
-from workbench.widgets import WorkbenchApp
 from workbench.widgets.rules_panel import rule_fields
-
-
-@pytest.fixture
-def app(demo_folder, tmp_path, monkeypatch):
-    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
-    folder = tmp_path / "digits"
-    shutil.copytree(demo_folder, folder)
-    wb = Workbench.open(folder, background=False, layout="quick")
-    app = WorkbenchApp(wb)
-    yield app
-    app.close()
-    wb.close()
 
 
 def settle(app, until=lambda: True, timeout=10.0):
