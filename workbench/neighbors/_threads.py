@@ -8,20 +8,13 @@ depend on ``threads``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-__all__ = ["default_threads", "run_pieces"]
+from .._device import available_cores
 
-
-def default_threads() -> int:
-    """Cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+__all__ = ["run_pieces"]
 
 
 @contextmanager
@@ -43,7 +36,7 @@ def run_pieces(fn: Callable[[object], None], pieces: Iterable, threads: int | No
     """
     import faiss
 
-    threads = default_threads() if threads is None else max(1, int(threads))
+    threads = available_cores() if threads is None else max(1, int(threads))
     before = faiss.omp_get_max_threads()
 
     def call(piece):
