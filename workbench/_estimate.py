@@ -11,8 +11,9 @@ __all__ = ["Estimates", "compute_estimate"]
 
 
 class Estimates:
-    """``estimate()``; needs ``labels``, ``n``, ``_lock``, ``_calibration`` and
-    ``_estimates`` (a cache the session clears at each published fit)."""
+    """``estimate()``; needs ``labels``, ``n``, ``_lock``, ``_calibration``,
+    ``spot_checks()`` and ``_estimates`` (a cache the session clears at each published
+    fit)."""
 
     def estimate(self, min_confidence: float | None = None) -> dict[str, Any]:
         """How right the labels are now, with a 90% interval; cheap (no refit), any thread.
@@ -32,9 +33,11 @@ class Estimates:
         Returns
         -------
         dict: ``accuracy``, ``low``, ``high`` (estimated share of all N items whose
-        effective label is right), ``n_items``, ``n_human``, ``n_machine``, and
-        ``machine``: {``min_confidence``, ``count``, ``accuracy``, ``low``, ``high``}.
-        Figures are None before any fit.
+        effective label is right), ``n_items``, ``n_human``, ``n_machine``,
+        ``machine``: {``min_confidence``, ``count``, ``accuracy``, ``low``, ``high``}, and
+        ``spot_checks``: {``labelled``, ``right``} (how many spot checks have a label, and
+        the share whose machine label was right when served: a direct measure over items
+        nobody chose; None before any). Figures are None before any fit.
         """
         from ._config import CAL_EXPORT_MIN_CONFIDENCE
 
@@ -48,10 +51,13 @@ class Estimates:
         key = (t, int((state.human >= 0).sum()), int((state.machine >= 0).sum()))
         hit = cache.get(key)
         if hit is not None:
-            return dict(hit, machine=dict(hit["machine"]))
+            return dict(hit, machine=dict(hit["machine"]), spot_checks=dict(hit["spot_checks"]))
         out = compute_estimate(state, record, t, self.n)
+        checks = self.spot_checks()["right"].drop_nulls()
+        out["spot_checks"] = {"labelled": int(checks.len()),
+                              "right": float(checks.mean()) if checks.len() else None}
         cache[key] = out
-        return dict(out, machine=dict(out["machine"]))
+        return dict(out, machine=dict(out["machine"]), spot_checks=dict(out["spot_checks"]))
 
 
 def compute_estimate(state: Any, record: dict[str, Any] | None, t: float,

@@ -4,10 +4,12 @@ this in; each reads the session's current state and returns item positions."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from ._config import (
     ACTIVE_BATCH_SIZE,
@@ -17,6 +19,10 @@ from ._config import (
     CLUSTER_ITEMS_PER_CLUSTER,
     PAGE_CLAIM_SECONDS,
     SPECTRAL_MAX_ITEMS,
+    SPOT_CHECK_FIRST,
+    SPOT_CHECK_SEED,
+    SPOT_CHECK_SHARE,
+    SPOT_CHECK_SHARE_FIRST,
 )
 from .learn import Group, NotEnoughLabels
 
@@ -96,7 +102,7 @@ class Queues:
                 best, best_worth = c, worth
         if best is None or u is None:
             return best
-        page = self.suggestions()
+        page = self._suggested(ACTIVE_BATCH_SIZE)  # what a page would teach (no checks)
         return best if best_worth > float(u[page].sum()) else None
 
     def _cluster_ids(self) -> np.ndarray:
@@ -129,26 +135,142 @@ class Queues:
     def suggestions(self, n: int = ACTIVE_BATCH_SIZE, *, claim: bool = True) -> np.ndarray:
         """Items to label next: uncertain and diverse; before any model, uncovered clusters.
 
+        Once there are predictions, ``SPOT_CHECK_SHARE`` of the page (3 of 12; 6 until 30
+        checks are labelled) are spot checks: unlabelled items drawn at random, whose machine label and confidence
+        are recorded when served (:mod:`workbench.learn.spot_checks`). Labelled, they say
+        how often machine labels are right over the items nobody chose, which is what the
+        calibrated confidence and :meth:`estimate` learn from.
+
         Several annotators are served different pages: the page is claimed for this
         annotator for ``PAGE_CLAIM_SECONDS`` (until their next page), and items another
         annotator holds a claim on are never served (``claim=False``: look without
-        claiming, e.g. to colour the map).
+        claiming or recording checks, e.g. to colour the map).
         """
+        checks = 0 if self.predictions is None else round(n * self._spot_check_share())
+        page, exclude = self._suggested(max(n - checks, 0), with_exclude=True)
+        spot = self._spot_check_draw(min(checks, n), exclude, page)
+        if spot.size:
+            page = np.concatenate([page, spot])
+        if not claim:
+            return page
+        page = self._claim(page)
+        self._record_spot_checks(spot[np.isin(spot, page)])
+        return page
+
+    def _suggested(self, n: int, *, with_exclude: bool = False):
+        """The uncertain, diverse page of ``n`` (no spot checks, nothing claimed); with
+        ``with_exclude``, also the (N,) bool of items that may not be served."""
         from .learn import cluster_coverage_batch, suggest_batch
 
         human = self._queue_labels()  # with k annotations per item, what still needs mine
         taken = self._claimed_by_others()
-        if self.predictions is None:
+        exclude = human >= 0
+        exclude[taken] = True
+        if n <= 0:
+            page = np.zeros(0, np.int64)
+        elif self.predictions is None:
             if taken.size:
                 human = human.copy()
                 human[taken] = np.maximum(human[taken], 0)  # as if covered already
             page = cluster_coverage_batch(self.clusters, human, batch_size=n)
         else:
-            exclude = np.zeros(human.size, bool)
-            exclude[taken] = True
             page = suggest_batch(self.predictions, self.vectors, human, batch_size=n,
                                  exclude=exclude)
-        return self._claim(page) if claim else page
+        return (page, exclude) if with_exclude else page
+
+    def _spot_check_share(self) -> float:
+        """Share of a page given to spot checks: ``SPOT_CHECK_SHARE_FIRST`` until
+        ``SPOT_CHECK_FIRST`` checks are labelled, then ``SPOT_CHECK_SHARE``."""
+        if SPOT_CHECK_SHARE <= 0:
+            return 0.0
+        done = self._spot_checked(self.labels.state.human)
+        return (SPOT_CHECK_SHARE if done is not None and int((done > 0).sum()) >= SPOT_CHECK_FIRST
+                else max(SPOT_CHECK_SHARE, SPOT_CHECK_SHARE_FIRST))
+
+    def _spot_check_draw(self, k: int, exclude: np.ndarray, page: np.ndarray) -> np.ndarray:
+        """``k`` unlabelled items drawn uniformly (not excluded, not on ``page``), with a
+        prediction; the same draw for the same labels (``claim=False`` shows the page)."""
+        pred = self.predictions
+        if k <= 0 or pred is None:
+            return np.zeros(0, np.int64)
+        free = ~exclude & (pred.label >= 0)
+        free[page] = False
+        pool = np.flatnonzero(free)
+        if pool.size == 0:
+            return np.zeros(0, np.int64)
+        labelled = int((self.labels.state.human >= 0).sum())
+        who = zlib.crc32(str(self.labels.annotator).encode())  # annotators draw apart
+        rng = np.random.default_rng([SPOT_CHECK_SEED, labelled, int(page.size), who])
+        return np.sort(rng.choice(pool, size=min(k, pool.size), replace=False))
+
+    def _record_spot_checks(self, spot: np.ndarray) -> None:
+        """What the machine says of the served spot checks now (label, confidence), beside
+        the label log."""
+        from .labels.spot_checks import record_spot_checks
+
+        with self._lock:
+            pred = self.predictions
+        if spot.size == 0 or pred is None:
+            return
+        ids = self.items["id"].to_numpy()[spot].tolist()
+        record_spot_checks(self.labels.log, [
+            (i, int(pred.label[p]), float(pred.confidence[p]))
+            for i, p in zip(ids, spot, strict=True)])
+
+    def spot_checks(self) -> pl.DataFrame:
+        """The spot checks served so far: ``item``, ``position``, the machine's ``label``
+        and ``confidence`` when served, the ``human`` label since (None: not labelled yet),
+        ``right`` (None until labelled) and ``served`` (UTC). The labelled ones measure
+        the machine labels directly, over items nobody chose."""
+        from datetime import datetime, timezone
+
+        from .labels.spot_checks import read_spot_checks
+
+        rows = read_spot_checks(self.labels.log)
+        found = pl.DataFrame({"item": self.items["id"], "position": np.arange(self.n)})
+        out = pl.DataFrame({"item": [r[0] for r in rows],
+                            "class_id": [r[1] for r in rows],
+                            "confidence": [r[2] for r in rows],
+                            "served": [datetime.fromtimestamp(r[3], timezone.utc)
+                                       for r in rows]},
+                           schema={"item": pl.String, "class_id": pl.Int64,
+                                   "confidence": pl.Float64,
+                                   "served": pl.Datetime("us", "UTC")})
+        out = out.join(found, on="item", how="inner", maintain_order="left")
+        names = self.labels.classes
+        pos = out["position"].to_numpy().astype(np.int64)
+        said = out["class_id"].to_numpy()
+        got = self.labels.state.human[pos]
+        return pl.DataFrame({
+            "item": out["item"], "position": pos,
+            "label": [names.get(int(c)) for c in said],
+            "confidence": out["confidence"],
+            "human": [names.get(int(h)) if h >= 0 else None for h in got],
+            "right": [bool(h == c) if h >= 0 else None for h, c in zip(got, said, strict=True)],
+            "served": out["served"],
+        }, schema_overrides={"human": pl.String, "label": pl.String, "right": pl.Boolean})
+
+    def _spot_checked(self, human: np.ndarray) -> np.ndarray | None:
+        """(N,) float64 the weight of each spot-checked item labelled in ``human``, newest
+        weighing most (:func:`~workbench.learn.spot_checks.recency_weights`; 0: not a
+        labelled check); None when there are none."""
+        from .labels.spot_checks import read_spot_checks
+        from .learn.spot_checks import recency_weights
+
+        rows = read_spot_checks(self.labels.log)
+        if not rows:
+            return None
+        found = pl.DataFrame({"id": self.items["id"], "position": np.arange(self.n)})
+        asked = pl.DataFrame({"id": [r[0] for r in rows], "served": [r[3] for r in rows]},
+                             schema={"id": pl.String, "served": pl.Float64})
+        got = asked.join(found, on="id", how="inner")
+        pos = got["position"].to_numpy().astype(np.int64)
+        keep = np.asarray(human)[pos] >= 0
+        if not keep.any():
+            return None
+        out = np.zeros(self.n)
+        out[pos[keep]] = recency_weights(got["served"].to_numpy()[keep])
+        return out
 
     def _claimed_by_others(self) -> np.ndarray:
         """Positions of the items other annotators were served and may be labelling now."""

@@ -313,7 +313,8 @@ class Workbench(Constructors, LabelVerbs, Queues, Estimates, Team, MapJob, Rules
         return fit_models(human, vectors=self.vectors, graph=self.graph,
                           spreader=self._spreader, map_models=self._map_models,
                           groups=self._cluster_ids, device=self.device,
-                          rules=votes if votes.shape[1] else None)
+                          rules=votes if votes.shape[1] else None,
+                          spot_checks=self._spot_checked(human))
 
 
 def _is_table(path: str | os.PathLike[str], format: str | None) -> bool:

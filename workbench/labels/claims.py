@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["claim_page", "claimed_by_others"]
+__all__ = ["claim_page", "claimed_by_others", "store_sql"]
 
 SQLITE_TABLE = ("CREATE TABLE IF NOT EXISTS claims (item_id TEXT PRIMARY KEY, "
                 "annotator TEXT NOT NULL, until REAL NOT NULL)")
@@ -22,7 +22,7 @@ PG_TABLE = ("CREATE TABLE IF NOT EXISTS {s}.claims (item_id TEXT PRIMARY KEY, "
             "annotator TEXT NOT NULL, until DOUBLE PRECISION NOT NULL)")
 
 
-def _sql(log: Any, text: str) -> str:
+def store_sql(log: Any, text: str) -> str:
     """``text`` for the log's database: ``?`` placeholders and an unqualified table on
     SQLite; ``%s`` and the project's schema on PostgreSQL."""
     schema = getattr(log, "schema", None)
@@ -34,7 +34,7 @@ def _sql(log: Any, text: str) -> str:
 def claimed_by_others(log: Any, annotator: str) -> set[str]:
     """Ids of the items other annotators hold a live claim on (none before any claim)."""
     try:
-        rows = log.query(_sql(log, "SELECT item_id FROM {s}.claims WHERE annotator <> ? "
+        rows = log.query(store_sql(log, "SELECT item_id FROM {s}.claims WHERE annotator <> ? "
                                    "AND until > ?"), (annotator, time.time()))
     except Exception:  # no claims table yet: nobody has claimed anything
         return set()
@@ -48,14 +48,14 @@ def claim_page(log: Any, items: Sequence[str], annotator: str, seconds: float) -
     con = log.connection
     table = PG_TABLE if getattr(log, "schema", None) else SQLITE_TABLE
     with log.batch():  # the log's write lock: one annotator at a time takes a page
-        con.execute(_sql(log, table))
-        con.execute(_sql(log, "DELETE FROM {s}.claims WHERE annotator = ? OR until <= ?"),
+        con.execute(store_sql(log, table))
+        con.execute(store_sql(log, "DELETE FROM {s}.claims WHERE annotator = ? OR until <= ?"),
                     (annotator, now))
         taken = {r[0] for r in con.execute(
-            _sql(log, "SELECT item_id FROM {s}.claims"))}
+            store_sql(log, "SELECT item_id FROM {s}.claims"))}
         mine = [i for i in dict.fromkeys(items) if i not in taken]
         if mine:
             con.cursor().executemany(
-                _sql(log, "INSERT INTO {s}.claims(item_id, annotator, until) VALUES (?, ?, ?)"),
+                store_sql(log, "INSERT INTO {s}.claims(item_id, annotator, until) VALUES (?, ?, ?)"),
                 [(i, annotator, now + seconds) for i in mine])
     return mine

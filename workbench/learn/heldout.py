@@ -23,6 +23,7 @@ from .._config import (
 from ..neighbors import KnnGraph
 from ._common import NotEnoughLabels, check_labels, side_by_side
 from .mixing import Mixing, choose_weights, fit_temperature, lay_out_columns, sharpen
+from .spot_checks import spot_check_folds, spot_checked_calibrator
 
 __all__ = ["HeldOut", "held_out_predictions", "held_out_weights", "mixing_from_held_out",
            "with_optional"]
@@ -48,6 +49,8 @@ class HeldOut:
     within : (H,) bool, the row hides a single item of a cluster that kept other labels
         (rows are (item, fold) pairs: with clusters, an item can be hidden twice, once
         with its cluster and once alone).
+    spot : (H,) float, the row's weight as a spot check (0: not from a spot-check fold,
+        which hides only random items a person labelled, :mod:`~workbench.learn.spot_checks`).
     """
 
     positions: np.ndarray
@@ -60,6 +63,7 @@ class HeldOut:
     log_mass: np.ndarray
     distance: np.ndarray
     within: np.ndarray
+    spot: np.ndarray | None = None
 
 
 def held_out_predictions(
@@ -74,6 +78,7 @@ def held_out_predictions(
     fitted: Mapping[str, Any] | None = None,
     rules: np.ndarray | None = None,
     rules_probe: Any = None,
+    spot: np.ndarray | None = None,
 ) -> HeldOut | None:
     """Hide the labelled items fold by fold and predict them from the rest (see
     :func:`held_out_weights` for the parameters); None when fewer than 2 blocks of labels
@@ -92,6 +97,9 @@ def held_out_predictions(
     once with its L2 and temperature (:meth:`~workbench.learn.LinearProbe.refit`). At or
     below ``MANY_CLASSES`` nothing changes: cold propagations and two-fold probe refits.
     Above ``MANY_CLASSES``, ``folds`` is 1 whatever is asked (one split is hidden).
+
+    ``spot`` (optional, (N,) float): weight of each spot-checked item (0: not one); extra
+    folds hide only those (:func:`~workbench.learn.spot_checks.spot_check_folds`).
     """
     from .calibrate import log_mass, nearest_labelled_distance, neighbour_radius
     from .probe import LinearProbe
@@ -129,9 +137,11 @@ def held_out_predictions(
     first = next(iter(graphs), None)
     radius = (neighbour_radius(graphs[first])
               if first is not None and isinstance(graphs[first], KnnGraph) else None)
-    for f in range(parts if folds >= 2 else 1):
-        whole = fold == f
-        hide = whole | (item_fold == f)
+    jobs = [(f, fold == f, item_fold == f, False) for f in range(parts if folds >= 2 else 1)]
+    jobs += [(parts + j, np.zeros(lab.size, bool), m, True)
+             for j, m in enumerate(spot_check_folds(spot, lab, seed))]
+    for f, whole, alone, is_spot in jobs:
+        hide = whole | alone
         if not hide.any():
             continue
         pos = lab[hide]
@@ -139,7 +149,9 @@ def held_out_predictions(
         train[pos] = -1
         row: dict[str, Any] = {
             "at": np.flatnonzero(hide), "fold": np.full(pos.size, f),
-            "within": ~whole[hide], "present": np.isin(human[pos], train[train >= 0]),
+            "within": ~whole[hide],
+            "spot": np.asarray(spot, np.float64)[pos] if is_spot else np.zeros(pos.size),
+            "present": np.isin(human[pos], train[train >= 0]),
             "log_mass": np.full(pos.size, np.log(1e-6)),
             "distance": (nearest_labelled_distance(vectors, np.flatnonzero(train >= 0), pos,
                                                    radius=radius)
@@ -196,7 +208,8 @@ def held_out_predictions(
     return HeldOut(lab[at], classes.astype(np.int64), np.searchsorted(classes, human[lab[at]]),
                    {k: cat(k) for k in names}, cat("present"), cat("fold").astype(np.int64),
                    block[at].astype(np.int64), cat("log_mass"), cat("distance"),
-                   cat("within"))
+                   cat("within"), cat("spot"))
+
 
 
 def _rules_fold(rules: np.ndarray, rules_probe: Any, train: np.ndarray, pos: np.ndarray,
@@ -300,9 +313,12 @@ def mixing_from_held_out(held: HeldOut, *, calibrate: bool = True,
     from .calibrate import confidence_features, fit_calibrator
 
     names = list(held.proba)
+    spot = np.zeros(held.truth.size, bool) if held.spot is None else held.spot > 0
     keep = np.ones(held.truth.size, bool)
     for k in names:
         keep &= np.isfinite(held.proba[k]).all(axis=1)
+    checked = keep & spot  # the spot-check folds: they correct the calibrator, below
+    keep &= ~spot
     if keep.sum() < 2:
         return None
     # Weights are scored on whole hidden clusters (the items a workbench must predict lie
@@ -338,7 +354,11 @@ def mixing_from_held_out(held: HeldOut, *, calibrate: bool = True,
     correct &= held.present[keep]
     calibrator = fit_calibrator(feats, correct, held.group[keep], folds=held.fold[keep],
                                 right_weight=weight)
+    if checked.any():
+        calibrator = spot_checked_calibrator(calibrator, held, checked, names, w,
+                                             temperature)
     return Mixing(weights, temperature, calibrator)
+
 
 
 def with_optional(held_out: Mapping[str, np.ndarray], truth: np.ndarray,

@@ -103,7 +103,8 @@ def fit_probe(human: np.ndarray, vectors: np.ndarray, device: str | None, *,
 def fit_models(human: np.ndarray, *, vectors: np.ndarray, graph: Any, spreader: Any,
                map_models: Callable[[], tuple[Any, Any] | None] | None = None,
                groups: Any = None, device: str | None = None,
-               rules: np.ndarray | None = None) -> ModelState:
+               rules: np.ndarray | None = None,
+               spot_checks: np.ndarray | None = None) -> ModelState:
     """Propagation (over the vectors' graph and, when given, the map's), the probe, and
     their mix with calibrated confidence, on a snapshot ``human`` (N,) of the labels.
 
@@ -114,6 +115,9 @@ def fit_models(human: np.ndarray, *, vectors: np.ndarray, graph: Any, spreader: 
     callable returning it; ``rules``: (N, R) int class ids voted by the enabled rules (-1:
     abstains), or None (None or no columns: no rules, the models above alone). With rules,
     predictions come even before the first human label (the rules' models alone).
+    ``spot_checks``: (N,) float, the weight of each random item a person labelled as a spot
+    check (0: not one; :mod:`~workbench.learn.spot_checks`): held out on their own, they
+    correct the calibrator.
     """
     from .calibrate import (
         fallback_calibrator,
@@ -159,7 +163,7 @@ def fit_models(human: np.ndarray, *, vectors: np.ndarray, graph: Any, spreader: 
     held = held_out_predictions(
         human, graphs, state.model, vectors=vectors,
         groups=groups() if callable(groups) else groups,
-        folds=MIX_FOLDS if n <= MIX_FOLDS_MAX_ITEMS else 1, fitted=models,
+        folds=MIX_FOLDS if n <= MIX_FOLDS_MAX_ITEMS else 1, fitted=models, spot=spot_checks,
         **({"rules": rules, "rules_probe": state.rules_probe} if with_rules else {}))
     mixing = None if held is None else mixing_from_held_out(
         held, **({"optional": ("rules", "rules_probe")} if with_rules else {}))

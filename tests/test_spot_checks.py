@@ -1,0 +1,194 @@
+"""Spot checks (learn/spot_checks.py, labels/spot_checks.py, Workbench.suggestions): random
+unlabelled items on each page, whose outcome corrects a calibrator learnt on the labels a
+person chose (which are harder than the rest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from workbench.learn import expected_calibration_error, fit_calibrator
+from workbench.learn.spot_checks import prior_coefficients, recency_weights, with_spot_checks
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _population(n: int, shift: float, seed: int):
+    """Features whose top logit is ``z``; truth right with sigmoid(z + shift)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(1.5, 1.5, n)
+    f = np.column_stack([z, rng.uniform(0, 1, n), rng.uniform(0, 1, n),
+                         rng.normal(0, 1, n), rng.normal(0, 1, n)])
+    return f, rng.random(n) < _sigmoid(z + shift)
+
+
+def _held_out_calibrator():
+    # Learnt on chosen (hard) items: right with sigmoid(z - 1.5), while the population is
+    # right with sigmoid(z + 0.5): it reads far too low there.
+    f, y = _population(1200, -1.5, seed=0)
+    return fit_calibrator(f, y, np.repeat(np.arange(40), 30))
+
+
+def test_recency_weights_halve_per_half_life():
+    w = recency_weights(np.array([3.0, 1.0, 2.0, 4.0]), half_life=1.0)
+    np.testing.assert_allclose(w, [0.5, 0.125, 0.25, 1.0])
+    assert recency_weights(np.zeros(0)).size == 0
+
+
+def test_prior_coefficients_reproduce_each_kind():
+    cal = _held_out_calibrator()
+    f, _ = _population(500, 0.0, seed=3)
+    for kind in ("logistic", "identity", "constant"):
+        c = type(cal)(kind, cal.mean, cal.scale, cal.coef, 0.7, cal.boot, cal.check,
+                      cal.unknown_mass)
+        beta = prior_coefficients(c)
+        z = (f - c.mean) / c.scale
+        np.testing.assert_allclose(_sigmoid(beta[0] + z @ beta[1:]), c.predict(f)
+                                   if kind != "logistic" else _sigmoid(beta[0] + z @ beta[1:]),
+                                   rtol=1e-6)
+
+
+def test_spot_checks_correct_a_biased_calibrator_and_more_checks_correct_more():
+    cal = _held_out_calibrator()
+    test_f, test_y = _population(20_000, 0.5, seed=9)
+    before = expected_calibration_error(cal.predict(test_f), test_y)
+    assert before > 0.15  # the bias the checks must remove
+    gaps = []
+    for a in (0, 12, 60, 400):
+        f, y = _population(a, 0.5, seed=10 + a)
+        upd = with_spot_checks(cal, f, y)
+        if a == 0:
+            assert upd is cal
+            continue
+        assert upd.kind == "logistic" and upd.check["spot_checks"] == a
+        assert upd.check["prior_kind"] == cal.kind
+        p = upd.predict(test_f)
+        gaps.append(abs(p.mean() - test_y.mean()))
+        if a >= 60:
+            assert expected_calibration_error(p, test_y) < 0.05
+    assert gaps[0] > gaps[-1] and gaps[-1] < 0.02, gaps
+    # A dozen checks move the confidences a little, not all the way (the prior holds).
+    assert gaps[0] > 0.02
+
+
+def test_spot_check_interval_narrows_as_checks_accumulate():
+    cal = _held_out_calibrator()
+    test_f, test_y = _population(5_000, 0.5, seed=4)
+    widths = []
+    for a in (20, 400):
+        f, y = _population(a, 0.5, seed=a)
+        upd = with_spot_checks(cal, f, y)
+        sums = upd.boot_sums(test_f)
+        assert sums.shape == (upd.boot.shape[0],)
+        q1, q3 = np.percentile(sums / test_f.shape[0], [5, 95])
+        widths.append(q3 - q1)
+        assert q1 - 0.02 <= test_y.mean() <= q3 + 0.02
+    assert widths[1] < widths[0] / 2
+
+
+def test_spot_checks_refuse_misaligned_input():
+    cal = _held_out_calibrator()
+    f, y = _population(10, 0.0, seed=1)
+    with pytest.raises(ValueError, match="align"):
+        with_spot_checks(cal, f, y[:5])
+    with pytest.raises(ValueError, match="features per check"):
+        with_spot_checks(cal, f[:, :3], y)
+
+
+@pytest.fixture
+def labelled_demo(tmp_path):
+    from workbench.session import Workbench
+
+    wb = Workbench.demo(tmp_path / "digits", background=False, layout="quick")
+    y = wb.items["truth"].cast(pl.Int64).to_numpy()
+    for cluster in wb.clusters[:10]:
+        core = cluster.core()
+        wb.label(core, f"digit {int(np.bincount(y[core]).argmax())}")
+    yield wb, y
+    wb.close()
+
+
+def test_pages_hold_spot_checks_recorded_beside_the_log(labelled_demo):
+    from workbench.labels.spot_checks import read_spot_checks
+
+    wb, y = labelled_demo
+    look = wb.suggestions(12, claim=False)
+    assert read_spot_checks(wb.labels.log) == []  # looking records nothing
+    page = wb.suggestions(12)
+    np.testing.assert_array_equal(page, look)  # the same page, now served
+    rows = read_spot_checks(wb.labels.log)
+    assert len(rows) == 6 and len(set(page.tolist())) == 12
+    ids = wb.items["id"].to_list()
+    spot = [ids.index(r[0]) for r in rows]
+    assert set(spot) <= set(page.tolist())
+    for (_, cls, conf, _), p in zip(rows, spot, strict=True):
+        assert cls == wb.predictions.label[p]
+        assert conf == pytest.approx(float(wb.predictions.confidence[p]))
+    # Labelled, they are held out on their own and reach the calibrator.
+    for p in page:
+        wb.label([int(p)], f"digit {y[p]}")
+    wb.wait()
+    cal = wb._calibration["calibrator"]
+    assert cal.kind == "logistic" and cal.check["spot_checks"] == 6
+    table = wb.spot_checks()
+    assert table["position"].to_list() == spot
+    said = [int(t.split()[1]) for t in table["label"]]
+    assert table["right"].to_list() == [bool(a == b) for a, b in zip(said, y[spot], strict=True)]
+    assert table["human"].to_list() == [f"digit {y[p]}" for p in spot]
+    assert str(table["served"].dtype) == "Datetime(time_unit='us', time_zone='UTC')"
+    est = wb.estimate()["spot_checks"]
+    assert est == {"labelled": 6, "right": pytest.approx(float(table["right"].mean()))}
+    # A reopened project keeps them (a table beside the log, not session memory).
+    from workbench.session import Workbench
+
+    again = Workbench.open(wb.project.path, background=False, layout="quick")
+    try:
+        assert len(read_spot_checks(again.labels.log)) == 6
+        assert again._calibration["calibrator"].check["spot_checks"] == 6
+    finally:
+        again.close()
+
+
+def test_next_cluster_neither_claims_nor_checks(labelled_demo):
+    from workbench.labels.spot_checks import read_spot_checks
+
+    wb, _ = labelled_demo
+    wb.next_cluster()
+    assert read_spot_checks(wb.labels.log) == []
+
+
+def test_spot_check_folds_hide_only_the_checks_and_leave_the_mix_alone():
+    from sklearn.datasets import load_digits
+
+    from workbench.learn import held_out_predictions, kmeans_groups, mixing_from_held_out
+    from workbench.neighbors import build_knn_graph
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    graph = build_knn_graph(x, k=10)
+    groups = np.zeros(y.size, np.int64)
+    for i, g in enumerate(kmeans_groups(x, n_clusters=30)):
+        groups[g.members] = i
+    rng = np.random.default_rng(0)
+    human = np.full(y.size, -1)
+    chosen = rng.choice(y.size, 400, replace=False)
+    human[chosen] = y[chosen]
+    spot = np.zeros(y.size, bool)
+    spot[chosen[:90]] = True  # 90 of 400 labels: eight folds
+    plain = held_out_predictions(human, {"propagated": graph}, groups=groups)
+    held = held_out_predictions(human, {"propagated": graph}, groups=groups, spot=spot)
+    rows = held.spot > 0
+    np.testing.assert_array_equal(held.spot[rows], 1.0)
+    assert rows.sum() == 90 and set(held.positions[rows]) == set(chosen[:90])
+    assert np.unique(held.fold[rows]).size == 8 and held.fold[rows].min() >= held.fold[~rows].max()
+    # The usual folds are untouched: same rows, same predictions.
+    np.testing.assert_array_equal(held.positions[~rows], plain.positions)
+    np.testing.assert_array_equal(held.proba["propagated"][~rows], plain.proba["propagated"])
+    # Each spot fold hid its checks only: everything else predicted them.
+    assert held.present[rows].all()
+    a, b = mixing_from_held_out(plain), mixing_from_held_out(held)
+    assert a.weights == b.weights and a.temperature == b.temperature
+    assert b.calibrator.check["spot_checks"] == 90 and "spot_checks" not in a.calibrator.check
