@@ -19,10 +19,12 @@ from ._config import (
     CLUSTER_ITEMS_PER_CLUSTER,
     PAGE_CLAIM_SECONDS,
     SPECTRAL_MAX_ITEMS,
+    SPOT_CHECK_ENOUGH,
     SPOT_CHECK_FIRST,
     SPOT_CHECK_SEED,
     SPOT_CHECK_SHARE,
     SPOT_CHECK_SHARE_FIRST,
+    SPOT_CHECK_SHARE_LATER,
 )
 from .learn import Group, NotEnoughLabels
 
@@ -135,11 +137,12 @@ class Queues:
     def suggestions(self, n: int = ACTIVE_BATCH_SIZE, *, claim: bool = True) -> np.ndarray:
         """Items to label next: uncertain and diverse; before any model, uncovered clusters.
 
-        Once there are predictions, ``SPOT_CHECK_SHARE`` of the page (3 of 12; 6 until 30
-        checks are labelled) are spot checks: unlabelled items drawn at random, whose machine label and confidence
-        are recorded when served (:mod:`workbench.learn.spot_checks`). Labelled, they say
-        how often machine labels are right over the items nobody chose, which is what the
-        calibrated confidence and :meth:`estimate` learn from.
+        Once there are predictions, part of the page are spot checks (of 12: 6 until 30
+        checks are labelled, 3 until 120, then 1): unlabelled items drawn at random, whose
+        machine label and confidence are recorded when served
+        (:mod:`workbench.learn.spot_checks`). Labelled, they say how often machine labels
+        are right over the items nobody chose, which is what the calibrated confidence and
+        :meth:`estimate` learn from.
 
         Several annotators are served different pages: the page is claimed for this
         annotator for ``PAGE_CLAIM_SECONDS`` (until their next page), and items another
@@ -180,11 +183,15 @@ class Queues:
 
     def _spot_check_share(self) -> float:
         """Share of a page given to spot checks: ``SPOT_CHECK_SHARE_FIRST`` until
-        ``SPOT_CHECK_FIRST`` checks are labelled, then ``SPOT_CHECK_SHARE``."""
+        ``SPOT_CHECK_FIRST`` checks are labelled, then ``SPOT_CHECK_SHARE`` until
+        ``SPOT_CHECK_ENOUGH``, then ``SPOT_CHECK_SHARE_LATER``."""
         if SPOT_CHECK_SHARE <= 0:
             return 0.0
         done = self._spot_checked(self.labels.state.human)
-        return (SPOT_CHECK_SHARE if done is not None and int((done > 0).sum()) >= SPOT_CHECK_FIRST
+        count = 0 if done is None else int((done > 0).sum())
+        if count >= SPOT_CHECK_ENOUGH:
+            return min(SPOT_CHECK_SHARE, SPOT_CHECK_SHARE_LATER)
+        return (SPOT_CHECK_SHARE if count >= SPOT_CHECK_FIRST
                 else max(SPOT_CHECK_SHARE, SPOT_CHECK_SHARE_FIRST))
 
     def _spot_check_draw(self, k: int, exclude: np.ndarray, page: np.ndarray) -> np.ndarray:
