@@ -192,6 +192,9 @@ def test_spot_check_folds_hide_only_the_checks_and_leave_the_mix_alone():
     a, b = mixing_from_held_out(plain), mixing_from_held_out(held)
     assert a.weights == b.weights and a.temperature == b.temperature
     assert b.calibrator.check["spot_checks"] == 90 and "spot_checks" not in a.calibrator.check
+    # Where each fold costs about a retrain (one split hidden), the checks get one fold too.
+    one = held_out_predictions(human, {"propagated": graph}, groups=groups, spot=spot, folds=1)
+    assert np.unique(one.fold[one.spot > 0]).size == 1 and (one.spot > 0).sum() == 90
 
 
 def test_spot_check_records_on_both_stores(store):

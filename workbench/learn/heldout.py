@@ -139,7 +139,7 @@ def held_out_predictions(
               if first is not None and isinstance(graphs[first], KnnGraph) else None)
     jobs = [(f, fold == f, item_fold == f, False) for f in range(parts if folds >= 2 else 1)]
     jobs += [(parts + j, np.zeros(lab.size, bool), m, True)
-             for j, m in enumerate(spot_check_folds(spot, lab, seed))]
+             for j, m in enumerate(spot_check_folds(spot, lab, seed, one=folds < 2))]
     for f, whole, alone, is_spot in jobs:
         hide = whole | alone
         if not hide.any():

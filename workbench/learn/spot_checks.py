@@ -147,15 +147,18 @@ def recency_weights(order: np.ndarray, half_life: float = SPOT_CHECK_HALF_LIFE) 
     return 0.5 ** (rank / float(half_life))
 
 
-def spot_check_folds(spot: np.ndarray | None, lab: np.ndarray, seed: int) -> list[np.ndarray]:
+def spot_check_folds(spot: np.ndarray | None, lab: np.ndarray, seed: int, *,
+                     one: bool = False) -> list[np.ndarray]:
     """Masks over ``lab`` of the spot-check folds: the labelled spot-checked items split at
-    random into ``SPOT_CHECK_FOLDS`` folds (one per check with fewer checks)."""
+    random into ``SPOT_CHECK_FOLDS`` folds (one per check with fewer checks); ``one``: a
+    single fold, for collections so large or with so many classes that the other checks
+    hide one split only (each fold costs about a retrain there)."""
     if spot is None:
         return []
     mine = np.flatnonzero(np.asarray(spot, np.float64)[lab] > 0)
     if mine.size == 0:
         return []
-    parts = min(mine.size, SPOT_CHECK_FOLDS)
+    parts = 1 if one else min(mine.size, SPOT_CHECK_FOLDS)
     part = np.random.default_rng(seed + 2).permutation(mine.size) % parts
     out = []
     for j in range(parts):
