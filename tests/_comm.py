@@ -21,3 +21,9 @@ def browser_says(widget, content, buffers=()):
     """Deliver a message as the front end would: a comm message with method "custom"."""
     widget.comm.handle_msg({"content": {"data": {"method": "custom", "content": content}},
                             "buffers": list(buffers)})
+
+
+def custom_messages(widget):
+    """The custom messages ``widget`` sent to the browser: (content, buffers) pairs."""
+    return [(d["content"], b) for kind, d, b in widget.comm.sent
+            if kind == "comm_msg" and d.get("method") == "custom"]

@@ -69,10 +69,9 @@ def demo_folder(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def app(demo_folder, tmp_path, monkeypatch):
-    """The notebook app over a fresh copy of the demo project (no retrain thread), its
-    messages to the browser recorded (``widget.comm.sent``)."""
+def _demo_app(demo_folder, tmp_path, monkeypatch, *, background: bool):
+    """The notebook app over a fresh copy of the demo project, its messages to the
+    browser recorded (``widget.comm.sent``); closed after the test."""
     import shutil
 
     import comm
@@ -84,8 +83,31 @@ def app(demo_folder, tmp_path, monkeypatch):
     monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
     folder = tmp_path / "digits"
     shutil.copytree(demo_folder, folder)
-    wb = Workbench.open(folder, background=False, layout="quick")
+    wb = Workbench.open(folder, background=background, layout="quick")
     app = WorkbenchApp(wb)
     yield app
     app.close()
     wb.close()
+
+
+@pytest.fixture
+def app(demo_folder, tmp_path, monkeypatch):
+    """The notebook app over a fresh copy of the demo project (no retrain thread)."""
+    yield from _demo_app(demo_folder, tmp_path, monkeypatch, background=False)
+
+
+@pytest.fixture
+def background_app(demo_folder, tmp_path, monkeypatch):
+    """An app over a session that retrains in a worker thread, as in a notebook."""
+    yield from _demo_app(demo_folder, tmp_path, monkeypatch, background=True)
+
+
+@pytest.fixture
+def wire(monkeypatch):
+    """Widgets created in the test talk to a recording comm; returns
+    :func:`_comm.custom_messages` (what a widget sent to the browser)."""
+    import comm
+    from _comm import RecordingComm, custom_messages
+
+    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
+    return custom_messages

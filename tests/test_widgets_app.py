@@ -3,18 +3,17 @@ events in the project's SQLite log, and session changes become small map patches
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import threading
 
-import comm
 import numpy as np
 import pytest
-from _comm import RecordingComm, browser_says
+from _comm import browser_says
+from _comm import custom_messages as custom
 
 from workbench.labels import effective_labels
 from workbench.session import Workbench
-from workbench.widgets import WorkbenchApp, _threads
+from workbench.widgets import _threads
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -30,24 +29,6 @@ def browser_sets(widget, **state):
     widget.comm.handle_msg({"content": {"data": {"method": "update", "state": state,
                                                  "buffer_paths": paths}},
                             "buffers": buffers})
-
-
-def custom(widget):
-    return [(d["content"], b) for kind, d, b in widget.comm.sent
-            if kind == "comm_msg" and d.get("method") == "custom"]
-
-
-@pytest.fixture
-def background_app(demo_folder, tmp_path, monkeypatch):
-    """An app over a session that retrains in a worker thread, as in a notebook."""
-    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
-    folder = tmp_path / "digits"
-    shutil.copytree(demo_folder, folder)
-    wb = Workbench.open(folder, background=True, layout="quick")
-    app = WorkbenchApp(wb)
-    yield app
-    app.close()
-    wb.close()
 
 
 def logged_assigns(folder):

@@ -7,26 +7,14 @@ and the map widget above its budget through an in-memory comm: what a browser re
 
 from __future__ import annotations
 
-import comm
 import numpy as np
 import pytest
-from _comm import RecordingComm, browser_says
+from _comm import browser_says
 from matplotlib.path import Path as MplPath
 
 import workbench._config as config
 from workbench.widgets import ScatterMap
 from workbench.widgets._lod import Detail, ViewAnswers, in_polygon, in_rect, sample
-
-
-@pytest.fixture
-def wire(monkeypatch):
-    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
-
-    def custom(widget):
-        return [(d["content"], b) for kind, d, b in widget.comm.sent
-                if kind == "comm_msg" and d.get("method") == "custom"]
-
-    return custom
 
 
 def blobs(n=60_000, seed=0):

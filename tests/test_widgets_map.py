@@ -10,10 +10,9 @@ import json
 import logging
 import threading
 
-import comm
 import numpy as np
 import pytest
-from _comm import RecordingComm, browser_says
+from _comm import browser_says
 from PIL import Image
 
 from workbench.thumbnails import ThumbnailCache, ThumbnailError, make_thumbnail
@@ -21,18 +20,6 @@ from workbench.widgets import Gallery, ScatterMap
 from workbench.widgets._palette import ClassSlots
 from workbench.widgets._threads import OffMainThread, call_on_main
 from workbench.widgets.scatter import normalize_coords
-
-
-@pytest.fixture
-def wire(monkeypatch):
-    monkeypatch.setattr(comm, "create_comm", lambda **kw: RecordingComm(**kw))
-
-    def custom(widget):
-        """Custom messages the widget sent: (content, buffers)."""
-        return [(d["content"], b) for kind, d, b in widget.comm.sent
-                if kind == "comm_msg" and d.get("method") == "custom"]
-
-    return custom
 
 
 @pytest.fixture
