@@ -229,21 +229,7 @@ class Queues:
         and ``confidence`` when served, the ``human`` label since (None: not labelled yet),
         ``right`` (None until labelled) and ``served`` (UTC). The labelled ones measure
         the machine labels directly, over items nobody chose."""
-        from datetime import datetime, timezone
-
-        from .labels.spot_checks import read_spot_checks
-
-        rows = read_spot_checks(self.labels.log)
-        found = pl.DataFrame({"item": self.items["id"], "position": np.arange(self.n)})
-        out = pl.DataFrame({"item": [r[0] for r in rows],
-                            "class_id": [r[1] for r in rows],
-                            "confidence": [r[2] for r in rows],
-                            "served": [datetime.fromtimestamp(r[3], timezone.utc)
-                                       for r in rows]},
-                           schema={"item": pl.String, "class_id": pl.Int64,
-                                   "confidence": pl.Float64,
-                                   "served": pl.Datetime("us", "UTC")})
-        out = out.join(found, on="item", how="inner", maintain_order="left")
+        out = self._spot_check_records()
         names = self.labels.classes
         pos = out["position"].to_numpy().astype(np.int64)
         said = out["class_id"].to_numpy()
@@ -254,23 +240,29 @@ class Queues:
             "confidence": out["confidence"],
             "human": [names.get(int(h)) if h >= 0 else None for h in got],
             "right": [bool(h == c) if h >= 0 else None for h, c in zip(got, said, strict=True)],
-            "served": out["served"],
+            "served": (out["served"] * 1e6).cast(pl.Int64).cast(pl.Datetime("us"))
+            .dt.replace_time_zone("UTC"),
         }, schema_overrides={"human": pl.String, "label": pl.String, "right": pl.Boolean})
+
+    def _spot_check_records(self) -> pl.DataFrame:
+        """The recorded checks of this project's items, oldest first: ``item``,
+        ``class_id``, ``confidence``, ``served`` (seconds since the epoch), ``position``."""
+        from .labels.spot_checks import read_spot_checks
+
+        rows = read_spot_checks(self.labels.log)
+        out = pl.DataFrame(rows, orient="row",
+                           schema={"item": pl.String, "class_id": pl.Int64,
+                                   "confidence": pl.Float64, "served": pl.Float64})
+        found = pl.DataFrame({"item": self.items["id"], "position": np.arange(self.n)})
+        return out.join(found, on="item", how="inner", maintain_order="left")
 
     def _spot_checked(self, human: np.ndarray) -> np.ndarray | None:
         """(N,) float64 the weight of each spot-checked item labelled in ``human``, newest
         weighing most (:func:`~workbench.learn.spot_checks.recency_weights`; 0: not a
         labelled check); None when there are none."""
-        from .labels.spot_checks import read_spot_checks
         from .learn.spot_checks import recency_weights
 
-        rows = read_spot_checks(self.labels.log)
-        if not rows:
-            return None
-        found = pl.DataFrame({"id": self.items["id"], "position": np.arange(self.n)})
-        asked = pl.DataFrame({"id": [r[0] for r in rows], "served": [r[3] for r in rows]},
-                             schema={"id": pl.String, "served": pl.Float64})
-        got = asked.join(found, on="id", how="inner")
+        got = self._spot_check_records()
         pos = got["position"].to_numpy().astype(np.int64)
         keep = np.asarray(human)[pos] >= 0
         if not keep.any():
