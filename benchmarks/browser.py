@@ -296,7 +296,7 @@ def relabels(page, k, canvas, wire, repeats, js_ms=None) -> tuple[list[float], l
     return times, sizes
 
 
-def measure(n: int, *, repeats: int, keep: Path | None) -> dict:
+def measure(n: int, *, repeats: int, keep: Path | None, peer: bool = True) -> dict:
     from workbench._config import MAP_POINT_BUDGET
 
     xy, labels = make_points(n)
@@ -368,13 +368,15 @@ def measure(n: int, *, repeats: int, keep: Path | None) -> dict:
             page.screenshot(path=str(keep))
 
         # the peer, last: its time or its failure
-        peer = _cell(page, 2).locator("canvas")
+        peer_canvas = _cell(page, 2).locator("canvas")
         try:
+            if not peer:
+                raise RuntimeError("skipped (--skip-peer)")
             t0 = run_cell(page, 2)
-            out["first_paint_s_peer"] = wait_painted(page, peer, t0, timeout_s=900)
+            out["first_paint_s_peer"] = wait_painted(page, peer_canvas, t0, timeout_s=900)
             wait_cell_done(page, 2)
             out["first_paint_bytes_peer"] = wire.bytes_between(t0, time.perf_counter())
-            rel_peer, b_peer = relabels(page, 4, peer, wire, repeats)
+            rel_peer, b_peer = relabels(page, 4, peer_canvas, wire, repeats)
             out["relabel_to_recolour_s_peer"] = statistics.median(rel_peer)
             out["relabel_to_recolour_s_peer_all"] = rel_peer
             out["relabel_bytes_peer"] = int(statistics.median(b_peer))
@@ -392,6 +394,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, action="append",
                     help="number of points (repeatable); default 100000")
     ap.add_argument("--repeats", type=int, default=3, help="relabels and lassos per widget")
+    ap.add_argument("--skip-peer", action="store_true",
+                    help="leave jupyter-scatter out (its 10M run takes minutes)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args(argv)
     reason = chromium_missing_reason()
@@ -401,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     heads = []
     for n in sizes:
-        res = measure(n, repeats=args.repeats, keep=None)
+        res = measure(n, repeats=args.repeats, keep=None, peer=not args.skip_peer)
         (args.out / f"browser-{n}.json").write_text(json.dumps(res, indent=1))
         print(f"n={n:>9,}  first paint {res['first_paint_s']:.2f} s (peer "
               f"{res.get('first_paint_s_peer', res.get('peer_error'))})  relabel "

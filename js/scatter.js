@@ -420,7 +420,10 @@ function createLassoScatterplot(model, canvas, width) {
     actionKeyMap: { lasso: 'shift', merge: 'ctrl', remove: 'alt' },
     deselectOnDblClick: true,
     opacityInactiveScale: 1,
-    pointScaleMode: 'asinh',
+    // Above the budget, zooming in loads the detail of the view from the kernel: points keep
+    // their size on screen, as the overview's do (growing them would cover the new detail,
+    // and in a software-rendered browser each frame's cost grows with their area).
+    pointScaleMode: levelOfDetail(model) ? 'constant' : 'asinh',
     // The map's coordinates fill [-1, 1]: a camera a little further back keeps the points
     // on its edges whole instead of cut in half by the canvas border.
     cameraDistance: 1.08,
@@ -482,9 +485,14 @@ const contains = (a, b) => a[0] <= b[0] && a[1] <= b[1] && a[2] >= b[2] && a[3] 
  * -position-sum say which), asks for the visible rectangle once the camera settles
  * (`onView`), drops stale answers (data-stale counts them) and sends lassos as polygons.
  */
-function createLod(model, root, points, map, redraw, selection) {
+/** True when the map has more points than its budget: the kernel sends what to draw. */
+function levelOfDetail(model) {
   const budget = model.get('budget');
-  const on = budget > 0 && model.get('n') > budget;
+  return budget > 0 && model.get('n') > budget;
+}
+
+function createLod(model, root, points, map, redraw, selection) {
+  const on = levelOfDetail(model);
   const state = { overview: null, views: [], current: null, seq: 0, timer: null, stale: 0,
     mods: { merge: false, remove: false }, lassoAt: -1e9 };
   const show = (set) => {
@@ -763,6 +771,7 @@ function render({ model, el }) {
     const { width } = wrap.getBoundingClientRect();
     const scatterplot = createLassoScatterplot(model, canvas, width);
     map.scatterplot = scatterplot;
+    root.dataset.pointScale = scatterplot.get('pointScaleMode');
     // Faded points (hidden by the filter charts) are context only: a lasso leaves them out.
     scatterplot.subscribe('select', ({ points: picked }) => lod.ownEvent() || selection.send(
       points.codes.filtered ? Array.from(picked).filter((i) => !points.codes.filtered[i]) : picked));

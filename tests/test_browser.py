@@ -193,6 +193,14 @@ def test_lasso_and_number_key_write_labels_to_the_log(page, lab):
     _screenshot_app(page, "workbench.png")
 
 
+def test_points_grow_with_zoom_below_the_budget(page):
+    """Every point is drawn below the budget: zooming in enlarges them (above it, the
+    kernel sends the view's detail instead and they keep their size, test_browser_lod)."""
+    root = page.locator(".wb-map").first
+    assert root.get_attribute("data-point-scale") == "asinh"
+    assert root.get_attribute("data-loaded-kind") is None  # no level of detail here
+
+
 def test_hover_shows_the_thumbnail(page):
     box = _map_box(page)
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2

@@ -110,6 +110,8 @@ def test_zoom_loads_new_points_and_a_lasso_selects_exactly(tmp_path):
             " && Number(document.querySelector('.wb-map').dataset.draws) > 0", timeout=120_000)
         assert 0 < int(data(page, "loaded")) <= BUDGET
         assert int(data(page, "total")) == N
+        # zooming in brings detail, not bigger points
+        assert data(page, "point-scale") == "constant"
         overview_sum = data(page, "position-sum")
 
         # zoom into the dense middle until the view holds every point of it
