@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -22,6 +23,16 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 NAMES = ("digits", "mnist-test", "subjectivity")
 
 __all__ = ["NAMES", "add_data_arguments", "load", "load_from_args"]
+
+
+def save_result(name: str, out: dict) -> dict:
+    """``out`` written to ``benchmarks/results/NAME.json`` and printed (the headline line
+    the benchmarks end with); returned."""
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out))
+    return out
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,18 @@ has random weights (nothing can be downloaded here); the forward cost is the sam
 
 Prints a table; the last line is the headline JSON; all figures go to
 ``benchmarks/results/embed_throughput.json``.
+
+``--engine ray`` measures the same whole path through ``embed_items(..., engine="ray")``
+(decoding in Ray tasks, the model in Ray actors) on a local Ray this script starts, against
+the local engine on the same cores: at 1 and 2 model actors (``--workers N`` for one count),
+each Ray run given N + 1 logical CPUs (N single-threaded actors and the decode tasks' CPU,
+as :func:`workbench.embed.ray_engine.plan_run` keeps one for decoding). Each call starts its
+actors and loads the model in them, as every ``embed_items`` call does: ``startup_s`` is
+the time of a one-image call and ``steady_per_s`` the rate beyond it,
+``(n - 1) / (t_n - t_1)``. Random weights are saved to a file first, so that every actor
+builds the same model. Figures go to ``benchmarks/results/embed_throughput_ray.json``.
+
+    python benchmarks/embed_throughput.py --engine ray [--workers N] [--n 32]
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -34,12 +47,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workbench.embed import ClipEmbedder, embed_items  # noqa: E402
+from workbench.embed import ClipEmbedder, Embedder, embed_items, make_embedder  # noqa: E402
 from workbench.embed.device import available_cores, default_num_workers  # noqa: E402
 from workbench.embed.loader import open_rgb  # noqa: E402
 from workbench.items import from_folder  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "embed_throughput.json"
+RESULTS_RAY = ROOT / "benchmarks" / "results" / "embed_throughput_ray.json"
 
 
 def make_photos(folder: Path, size: tuple[int, int], n: int, seed: int = 0) -> None:
@@ -77,16 +91,28 @@ def forward_only(embedder: ClipEmbedder, tensors, batch_size: int) -> tuple[floa
     return len(tensors) / wall, cpu / len(tensors)
 
 
-def whole_path(embedder: ClipEmbedder, folder: Path, batch_size: int, workers: int) -> float:
-    """Images per second of ``embed_items`` from files, with an empty cache."""
+def whole_path(embedder: Embedder, folder: Path, batch_size: int, workers: int | None,
+               engine: str = "local") -> float:
+    """Images per second of ``embed_items`` from files, with an empty cache (``workers``:
+    decode workers for the local engine, model actors for Ray)."""
+    return _rate(_timed_call(embedder, folder, batch_size, workers, engine), folder)
+
+
+def _timed_call(embedder: Embedder, folder: Path, batch_size: int, workers: int | None,
+                engine: str) -> float:
+    """Seconds of one ``embed_items`` call over ``folder`` with an empty cache."""
     items = from_folder(folder)
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
         result = embed_items(items, embedder, cache_dir=cache, batch_size=batch_size,
-                             num_workers=workers, progress=False)
+                             num_workers=workers, progress=False, engine=engine)
         seconds = time.perf_counter() - start
     assert result.n_computed == items.height and not result.skipped, result
-    return items.height / seconds
+    return seconds
+
+
+def _rate(seconds: float, folder: Path) -> float:
+    return sum(1 for p in folder.rglob("*") if p.is_file()) / seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,11 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=64, help="images per size")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None,
-                        help="decode workers (default: as embed_items picks for the device)")
+                        help="decode workers (default: as embed_items picks for the device); "
+                        "with --engine ray, model actors (default: 1 and 2, each measured)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="ray: Ray's whole path against the local engine's (see above)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"results file (default {RESULTS.name}, or {RESULTS_RAY.name} "
+                        "with --engine ray)")
     args = parser.parse_args(argv)
+    if args.engine == "ray":
+        return main_ray(args)
+    args.out = args.out or RESULTS
 
     embedder = ClipEmbedder(args.model, pretrained=args.pretrained, device=args.device)
     workers = default_num_workers(None, embedder.device) if args.workers is None \
@@ -121,14 +155,7 @@ def main(argv: list[str] | None = None) -> int:
           f"torch threads {torch.get_num_threads()}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        sets: dict[str, Path] = {}
-        if args.images is not None:
-            sets[args.images.name] = args.images
-        else:
-            for spec in args.sizes.split(","):
-                w, h = (int(v) for v in spec.lower().split("x"))
-                sets[spec] = Path(tmp) / spec
-                make_photos(sets[spec], (w, h), args.n)
+        sets = photo_sets(args, Path(tmp))
         by_size = {}
         for label, folder in sets.items():
             paths = [str(p) for p in sorted(folder.rglob("*")) if p.is_file()]
@@ -203,6 +230,141 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(headline))
+    return 0
+
+
+def photo_sets(args: argparse.Namespace, tmp: Path) -> dict[str, Path]:
+    """{label: folder} of the images to measure: ``--images``, or photos made in ``tmp``."""
+    if args.images is not None:
+        return {args.images.name: args.images}
+    sets = {}
+    for spec in args.sizes.split(","):
+        w, h = (int(v) for v in spec.lower().split("x"))
+        sets[spec] = tmp / spec
+        make_photos(sets[spec], (w, h), args.n)
+    return sets
+
+
+def rebuildable_clip(args: argparse.Namespace, tmp: Path) -> tuple[Embedder, str]:
+    """The CLIP model as ``make_embedder`` builds it, so Ray workers build the same one, and
+    a description of its weights. Random weights are saved to ``tmp`` first: each worker
+    would otherwise draw its own."""
+    import open_clip
+
+    spec = f"clip:{args.model}"
+    if args.pretrained:
+        return make_embedder(spec, pretrained=args.pretrained, device=args.device), \
+            args.pretrained
+    if Path(args.model).exists() or args.model.startswith(("local-dir:", "hf-hub:")):
+        return make_embedder(spec, device=args.device), "weights from the model folder"
+    weights = tmp / "random-weights.pt"
+    torch.save(open_clip.create_model(args.model, pretrained=None).state_dict(), weights)
+    return make_embedder(spec, pretrained=str(weights), device=args.device), \
+        "random weights (no download possible; same forward cost)"
+
+
+def ray_cpus_for(actors: int) -> int:
+    """Logical CPUs a local Ray needs for ``actors`` model actors and the decode tasks."""
+    from workbench.embed.ray_engine import plan_run
+
+    cpus = actors + 1
+    while plan_run({"CPU": float(cpus)}, "image").actors < actors:
+        cpus += 1
+    return cpus
+
+
+def measure_ray(embedder: Embedder, sets: dict[str, Path], tmp: Path, *, actors: int,
+                batch_size: int, repeats: int) -> dict[str, dict]:
+    """Ray's whole path at ``actors`` model actors on a local Ray started for it:
+    {label: figures}."""
+    import ray
+
+    ray.init(num_cpus=ray_cpus_for(actors), include_dashboard=False, log_to_driver=False)
+    try:
+        out = {}
+        for label, folder in sets.items():
+            one = tmp / f"one-{label}"
+            one.mkdir(exist_ok=True)
+            first = next(p for p in sorted(folder.rglob("*")) if p.is_file())
+            shutil.copy(first, one / first.name)
+            startup = _timed_call(embedder, one, batch_size, actors, "ray")
+            runs = [_timed_call(embedder, folder, batch_size, actors, "ray")
+                    for _ in range(repeats)]
+            n = sum(1 for p in folder.rglob("*") if p.is_file())
+            seconds = statistics.median(runs)
+            out[label] = {
+                "whole_path_per_s": round(n / seconds, 2),
+                "whole_path_runs": [round(n / t, 2) for t in runs],
+                "startup_s": round(startup, 2),
+                # None when the run took no longer than the one-image call (too few images).
+                "steady_per_s": round((n - 1) / (seconds - startup), 2)
+                if seconds > startup else None,
+            }
+            print(f"  {label}: Ray with {actors} actor(s) {out[label]['whole_path_per_s']:.2f}/s "
+                  f"(startup {startup:.1f} s)", flush=True)
+        return out
+    finally:
+        ray.shutdown()
+
+
+def main_ray(args: argparse.Namespace) -> int:
+    """``--engine ray``: Ray's whole path against the local engine's, on the same cores."""
+    from workbench._ray import import_ray
+
+    import_ray()
+    counts = [args.workers] if args.workers else [1, 2]
+    with tempfile.TemporaryDirectory() as tmp:
+        embedder, weights = rebuildable_clip(args, Path(tmp))
+        print(f"model {args.model} ({weights}), device {embedder.device}, batch "
+              f"{args.batch_size}, {available_cores()} cores; Ray at {counts} actor(s)")
+        sets = photo_sets(args, Path(tmp))
+        # The local engine first, with no Ray running beside it.
+        local = {}
+        for label, folder in sets.items():
+            whole_path(embedder, folder, args.batch_size, None)  # warm-up
+            runs = [whole_path(embedder, folder, args.batch_size, None)
+                    for _ in range(args.repeats)]
+            local[label] = {"n_images": sum(1 for p in folder.rglob("*") if p.is_file()),
+                            "whole_path_per_s": round(statistics.median(runs), 2),
+                            "whole_path_runs": [round(v, 2) for v in runs]}
+            print(f"  {label}: local {local[label]['whole_path_per_s']:.2f}/s", flush=True)
+        by_actors = {}
+        for n in counts:
+            figures = measure_ray(embedder, sets, Path(tmp), actors=n,
+                                  batch_size=args.batch_size, repeats=args.repeats)
+            for label, f in figures.items():
+                base = local[label]["whole_path_per_s"]
+                f["ratio_to_local"] = round(f["whole_path_per_s"] / base, 3)
+                f["steady_ratio_to_local"] = None if f["steady_per_s"] is None else \
+                    round(f["steady_per_s"] / base, 3)
+                f["ray_cpus"] = ray_cpus_for(n)
+            by_actors[str(n)] = figures
+
+    print(f"\n{'images':>12} {'actors':>6} {'local/s':>8} {'ray/s':>7} {'ratio':>6} "
+          f"{'startup s':>9} {'steady/s':>9} {'steady ratio':>12}")
+    for n, figures in by_actors.items():
+        for label, f in figures.items():
+            steady, steady_ratio = f["steady_per_s"], f["steady_ratio_to_local"]
+            print(f"{label:>12} {n:>6} {local[label]['whole_path_per_s']:>8.2f} "
+                  f"{f['whole_path_per_s']:>7.2f} {f['ratio_to_local']:>6.3f} "
+                  f"{f['startup_s']:>9.1f} {'-' if steady is None else f'{steady:.2f}':>9} "
+                  f"{'-' if steady_ratio is None else f'{steady_ratio:.3f}':>12}")
+    headline = {
+        "benchmark": "embed_throughput_ray",
+        "model": f"{args.model} ({weights})",
+        "cores": available_cores(),
+        "local_per_s": {k: v["whole_path_per_s"] for k, v in local.items()},
+        "ratio_to_local": {n: {k: v["ratio_to_local"] for k, v in f.items()}
+                           for n, f in by_actors.items()},
+        "steady_ratio_to_local": {n: {k: v["steady_ratio_to_local"] for k, v in f.items()}
+                                  for n, f in by_actors.items()},
+    }
+    record = {**headline, "batch_size": args.batch_size, "repeats": args.repeats,
+              "machine": platform.platform(), "local": local, "ray": by_actors}
+    out = args.out or RESULTS_RAY
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(headline))
     return 0
 

@@ -13,7 +13,6 @@ Clustered synthetic data as in scale.py. Written to
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,11 +22,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _data import save_result
 from scale import make_clustered
 
 from workbench._config import KNN_K
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def sample_truth(x: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -88,10 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = {"benchmark": "knn_vs_pynndescent", "n": args.n, "dim": args.dim, "k": k,
            "truth_sample": args.truth_sample, "runs": runs,
            "run_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"knn_vs_pynndescent_n{args.n}.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(out))
-    return out
+    return save_result(f"knn_vs_pynndescent_n{args.n}", out)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _data import save_result
+
 CHUNK = 50_000
 
 
@@ -130,10 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     for stage in ("graph", "propagation", "probe"):
         print(f"| {stage} | {res[f'{stage}_seconds']:.1f} | "
               f"{res[f'rss_bytes_after_{stage}'] / 1e9:.2f} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"memory_n{args.n}.json").write_text(json.dumps(res, indent=1) + "\n")
-    print(json.dumps(res))
-    return res
+    return save_result(f"memory_n{args.n}", res)
 
 
 def retrain_peak_reset() -> bool:
@@ -250,10 +249,7 @@ def compare_classes(args: argparse.Namespace) -> dict:
         print(f"| {c} | {r['retrain_seconds']:.1f} | {r['retrain_peak_rss_bytes'] / 1e9:.2f} | "
               f"{r['mixed_accuracy']:.4f} | {r['mean_confidence']:.3f} | "
               f"{'yes' if r['map_propagation'] else 'no'} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"memory_n{args.n}_classes.json").write_text(json.dumps(res, indent=1) + "\n")
-    print(json.dumps(res))
-    return res
+    return save_result(f"memory_n{args.n}_classes", res)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from ray_conftest import ray_cluster  # noqa: F401  (one Ray head for the whole session)
 
 # Tests never reach a model hub; the packaged MiniLM and test-made checkpoints are local.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

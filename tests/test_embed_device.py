@@ -44,6 +44,6 @@ def test_public_names_are_exactly_the_intended_ones():
         name for name in dir(embed)
         if not name.startswith("_") and name not in {
             "annotations", "base", "cache", "clip", "device", "dino", "factory", "loader",
-            "run", "text", "vectors", "cli",
+            "run", "text", "vectors", "cli", "ray_engine",
         }
     )

@@ -30,6 +30,21 @@ EMBED_CHUNK_SIZE = 512
 EMBED_CHUNK_SECONDS = 30.0
 #: After a run, more chunk files than this are merged into one, so reopening stays fast.
 EMBED_CACHE_MAX_CHUNKS = 64
+#: engine="ray": share of the cluster's CPUs left to the image decode tasks, at least one;
+#: the rest run model actors. Decoding a photo costs ~5 ms of CPU against ~170 ms for a
+#: ViT-B-32 forward on one core, so a tenth of the CPUs keeps single-threaded actors fed.
+EMBED_RAY_DECODE_SHARE = 0.1
+#: engine="ray": CPUs each model actor reserves (and torch threads it runs): on a CPU-only
+#: cluster single-threaded actors side by side use the cores best; on a GPU cluster it is
+#: the host thread that feeds the actor's GPU.
+EMBED_RAY_ACTOR_CPUS = 1
+#: engine="ray": memory (bytes) a decode task reserves: its worker process, which has
+#: imported torch and torchvision (~570 MiB measured), and per image of its block a
+#: preprocessed 224² input (0.6 MB) and its serialised copy. The request also keeps Ray Data
+#: from fusing the decode tasks into the model actors, which would decode in the model's
+#: process, in turn with its forward passes.
+EMBED_RAY_DECODE_TASK_BYTES = 768 * 2**20
+EMBED_RAY_DECODE_BYTES_PER_ITEM = 2 * 2**20
 
 # -- neighbours and layout (neighbors.py, layout.py) -----------------------------------------
 #: Up to this many items the index and graph are exact (flat inner product): an exact graph of
@@ -60,6 +75,15 @@ GRAPH_CELL_MAX_RATIO = 2.0
 #: ~0.001 at recall 0.99 with k=15 (500 read 0.993 on a 1M graph whose recall was 0.988), for
 #: ~2 s of work at 100k × 512 and ~20 s at 1M (one pass over the vectors per thread).
 GRAPH_RECALL_SAMPLE = 1000
+#: Ray tasks per cluster CPU for the graph's cell pass (engine="ray"), each a run of cells of
+#: about equal cost, costliest first: with 4 per CPU a CPU idles at most ~1/4 of a task's
+#: time at the end, and at 1M items a task is still seconds of work against Ray's ~ms. At
+#: 1M × 512 on 2 cores the Ray pass took 5% longer than the threaded one
+#: (benchmarks/knn_ray.py).
+GRAPH_RAY_TASKS_PER_CPU = 4
+#: Seconds to wait for a TCP answer from a Ray address before saying it cannot be reached:
+#: ray.init itself retries an unreachable address for minutes without a word.
+RAY_CONNECT_SECONDS = 10.0
 #: Cells (of ~sqrt(N)) an IVF index scans per query to start with; 8 reached recall 0.99 on
 #: clustered 512-d data in measurements, and the recall check doubles it when data are harder.
 IVF_START_NPROBE = 8

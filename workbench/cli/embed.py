@@ -6,7 +6,9 @@ for a table). For a project the command also writes ``vectors.npy`` and records 
 ``workbench.json``, as :meth:`Workbench.from_items <workbench.session.Workbench.from_items>`
 does, so ``Workbench.open(PROJECT)`` works at once. For a folder, :func:`folder_cache` finds
 the cache again from the items, so a later ``Workbench.from_items(dir, from_folder(FOLDER))``
-can reuse the vectors instead of embedding again.
+can reuse the vectors instead of embedding again. With ``--ray [ADDRESS]`` the missing
+vectors are computed on a Ray cluster (:mod:`workbench.embed.ray_engine`), into the same
+cache a local run uses.
 """
 
 from __future__ import annotations
@@ -36,10 +38,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "clip:/models/my-clip-folder); default clip for images, text for texts")
     p.add_argument("--pretrained", default=None, help="CLIP pretrained tag or weights file")
     p.add_argument("--checkpoint", default=None, help="DINOv2 weights file")
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    p.add_argument("--device", default=None,
+                   help="cuda, mps or cpu (default: best available; with --ray this is the "
+                   "driver's, each Ray worker picks its own)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="items per forward pass (default: 32 on CPU, 256 on a GPU)")
-    p.add_argument("--workers", type=int, default=None, help="decode worker processes")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decode worker processes; with --ray, model actors (default: one per "
+                   "GPU of the cluster, else one per CPU less those kept for decoding)")
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help="compute on a Ray cluster (pip install 'workbench[ray]'): decoding in "
+                   "Ray tasks, the model in Ray actors, the same cache as a local run. "
+                   "ADDRESS is the head's host:port or ray://host:port; --ray alone uses "
+                   "RAY_ADDRESS or a running local cluster, else starts a local Ray")
     p.add_argument("--cache-dir", default=None,
                    help=f"cache folder (default: the project's cache, or PATH/{_PLAIN_CACHE})")
     p.add_argument("--out", default=None,
@@ -64,11 +75,14 @@ def run(args: argparse.Namespace) -> int:
         kind = "text" if kinds == {"text"} else "image"
         embedder = make_embedder(args.model, kind=kind, pretrained=args.pretrained,
                                  checkpoint=args.checkpoint, device=args.device)
-        print(f"model {embedder.name} (dim {embedder.dim}) on {embedder.device}; "
+        where = embedder.device if args.ray is None else f"Ray ({args.ray})"
+        print(f"model {embedder.name} (dim {embedder.dim}) on {where}; "
               f"{items.height} items; cache {cache_dir}")
         result = embed_items(items, embedder, cache_dir=cache_dir,
                              batch_size=args.batch_size, num_workers=args.workers,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress,
+                             engine="local" if args.ray is None else "ray",
+                             address=None if args.ray in (None, "auto") else args.ray)
         rate = result.n_computed / result.seconds if result.seconds > 0 else 0.0
         print(f"{len(result.ids)} vectors ({result.n_computed} computed, "
               f"{max(0, len(result.ids) - result.n_computed)} from the cache) in "

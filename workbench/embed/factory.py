@@ -27,6 +27,10 @@ def make_embedder(spec: str | None = None, *, kind: str = "image",
     pretrained : CLIP's pretrained tag or weights file.
     checkpoint : DINOv2's weights file.
     device : as the backends take it (default: best available).
+
+    The embedder returned carries ``factory_args``: these arguments, less ``device``, from
+    which another process builds the same model on its own device (the Ray workers of
+    ``embed_items(..., engine="ray")`` do).
     """
     if spec is None:
         spec = "text" if kind == "text" else "clip"
@@ -37,6 +41,15 @@ def make_embedder(spec: str | None = None, *, kind: str = "image",
             f"unknown embedding model {spec!r}: start it with one of {', '.join(BACKENDS)} "
             "(for example 'clip', 'clip:ViT-B-16', 'dino:small', 'text')"
         )
+    embedder = _build(backend, model, pretrained=pretrained, checkpoint=checkpoint,
+                      device=device)
+    embedder.factory_args = {"spec": spec, "kind": kind, "pretrained": pretrained,
+                             "checkpoint": checkpoint}
+    return embedder
+
+
+def _build(backend: str, model: str, *, pretrained: str | None, checkpoint: str | None,
+           device: str | None) -> Embedder:
     kw: dict[str, Any] = {"device": device}
     if model:
         kw["model"] = model

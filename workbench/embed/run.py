@@ -20,7 +20,10 @@ from .cache import EmbeddingCache, FileKeys, text_key
 from .device import cap_torch_threads, default_batch_size, default_num_workers
 from .loader import make_image_loader
 
-__all__ = ["EmbedResult", "embed_items"]
+__all__ = ["ENGINES", "ChunkWriter", "EmbedResult", "embed_items"]
+
+#: Where the missing vectors are computed: this process, or a Ray cluster (.ray_engine).
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -72,6 +75,8 @@ def embed_items(
     progress: bool = True,
     chunk_size: int = EMBED_CHUNK_SIZE,
     chunk_seconds: float = EMBED_CHUNK_SECONDS,
+    engine: str = "local",
+    address: str | None = None,
 ) -> EmbedResult:
     """Embed every item, reusing cached vectors and caching new ones as it goes.
 
@@ -82,12 +87,23 @@ def embed_items(
         plain list of image paths / texts (ids are then ``"0" .. "N-1"``).
     embedder : a backend from :mod:`workbench.embed`.
     cache_dir : folder for the cache (a project's ``cache_dir``); None keeps nothing.
-    batch_size : items per forward pass; default 32 on CPU, 256 on a GPU.
+    batch_size : items per forward pass; default 32 on CPU, 256 on a GPU (with
+        ``engine="ray"``: 256 when the cluster has GPUs).
     num_workers : decode worker processes; default ``min(4, cores)`` for a GPU, 1 when the
-        model runs on the CPU (see ``EMBED_CPU_WORKERS``), 0 for small jobs.
+        model runs on the CPU (see ``EMBED_CPU_WORKERS``), 0 for small jobs. With
+        ``engine="ray"``: model actors; default one per GPU of the cluster, else one per
+        CPU less those kept for decoding (see :func:`~.ray_engine.plan_run`).
     progress : show a tqdm bar (notebook or terminal) with items/s.
     chunk_size, chunk_seconds : new vectors are written to the cache every ``chunk_size``
         items or ``chunk_seconds`` seconds, whichever comes first: the most a kill loses.
+    engine : ``"local"`` computes in this process; ``"ray"`` decodes in Ray tasks and runs
+        the model in Ray actors (:mod:`~.ray_engine`; needs ``pip install
+        'workbench[ray]'``, and an embedder from :func:`~.factory.make_embedder` or a
+        :class:`~.vectors.CallableEmbedder`). Keys, cache and result are the same: either
+        engine reuses what the other computed.
+    address : with ``engine="ray"``, the cluster (``"host:port"``, ``"ray://host:port"``);
+        None lets ``ray.init()`` choose (``RAY_ADDRESS``, a running local cluster, else a
+        new local one). A process already connected to Ray keeps its connection.
 
     Returns
     -------
@@ -96,12 +112,21 @@ def embed_items(
     before the interrupt propagates; calling again resumes.
     """
     start = time.perf_counter()
+    if engine not in ENGINES:
+        raise ValueError(
+            f"engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}"
+        )
+    if engine == "ray":
+        from .._ray import import_ray
+
+        import_ray()  # at once, even when the cache holds everything: the same error always
     ids, sources = _select(items, embedder.kind)
     cap_torch_threads()
-    if not embedder.cacheable:
+    if not embedder.cacheable:  # precomputed vectors: nothing to compute on any engine
         return _embed_uncached(ids, sources, embedder, batch_size=batch_size, start=start)
     opts = {"batch_size": batch_size, "num_workers": num_workers, "progress": progress,
-            "chunk_size": chunk_size, "chunk_seconds": chunk_seconds, "start": start}
+            "chunk_size": chunk_size, "chunk_seconds": chunk_seconds, "start": start,
+            "engine": engine, "address": address}
     if cache_dir is None:
         # Same code path, in a folder that is gone when the call returns.
         with tempfile.TemporaryDirectory(prefix="workbench-embed-") as tmp:
@@ -111,7 +136,8 @@ def embed_items(
 
 def _embed_cached(ids: list[str], sources: list[str], embedder: Embedder, cache_dir: Path, *,
                   batch_size: int | None, num_workers: int | None, progress: bool,
-                  chunk_size: int, chunk_seconds: float, start: float) -> EmbedResult:
+                  chunk_size: int, chunk_seconds: float, start: float, engine: str,
+                  address: str | None) -> EmbedResult:
     skipped: dict[int, str] = {}
     keys: list[bytes | None]
     if embedder.kind == "image":
@@ -131,13 +157,22 @@ def _embed_cached(ids: list[str], sources: list[str], embedder: Embedder, cache_
     for pos, k in enumerate(keys):
         if k is not None and k not in cache and k not in todo:
             todo[k] = pos
-    n_computed = 0
-    if todo:
+    n_computed, device = 0, embedder.device
+    if todo and engine == "ray":
+        from .ray_engine import compute_on_ray
+
+        n_computed, device = compute_on_ray(
+            list(todo.items()), sources, embedder, cache, skipped, address=address,
+            batch_size=batch_size, actors=num_workers, progress=progress,
+            chunk_size=chunk_size, chunk_seconds=chunk_seconds,
+        )
+    elif todo:
         n_computed = _compute(
             list(todo.items()), sources, embedder, cache, skipped,
             batch_size=batch_size, num_workers=num_workers, progress=progress,
             chunk_size=chunk_size, chunk_seconds=chunk_seconds,
         )
+    if todo:
         cache.compact(max_files=EMBED_CACHE_MAX_CHUNKS)
 
     ok_keys = {k for k in keys if k is not None and k in cache}
@@ -152,7 +187,7 @@ def _embed_cached(ids: list[str], sources: list[str], embedder: Embedder, cache_
     return EmbedResult(
         ids=[ids[p] for p in rows], rows=rows, vectors=vectors,
         skipped={ids[p]: skipped[p] for p in sorted(skipped)}, model=embedder.name,
-        device=embedder.device, n_computed=n_computed, seconds=time.perf_counter() - start,
+        device=device, n_computed=n_computed, seconds=time.perf_counter() - start,
     )
 
 
@@ -239,19 +274,9 @@ def _compute(todo: list[tuple[bytes, int]], sources: Sequence[str], embedder: Em
     unit = "img" if embedder.kind == "image" else "text"
     bar = tqdm(total=len(todo), unit=unit, disable=not progress, smoothing=0.1,
                desc=f"embedding on {embedder.device}")
-    pos_of = dict(todo)
-    buf_keys: list[bytes] = []
-    buf_vecs: list[np.ndarray] = []
-    last_flush = time.monotonic()
+    writer = ChunkWriter(cache, skipped, dict(todo), chunk_size=chunk_size,
+                         chunk_seconds=chunk_seconds)
     n_done = 0
-
-    def flush() -> None:
-        nonlocal buf_keys, buf_vecs, last_flush
-        if buf_keys:
-            cache.add(buf_keys, np.concatenate(buf_vecs))
-        buf_keys, buf_vecs = [], []
-        last_flush = time.monotonic()
-
     try:
         for keys, inputs in _batches(todo, sources, embedder, batch_size=batch_size,
                                      num_workers=num_workers, skipped=skipped):
@@ -260,22 +285,60 @@ def _compute(todo: list[tuple[bytes, int]], sources: Sequence[str], embedder: Em
                 raise EmbedError(
                     f"{embedder.name} returned {vecs.shape[0]} vectors for {len(keys)} items"
                 )
-            finite = np.isfinite(vecs).all(axis=1)
-            for k in np.asarray(keys, dtype=object)[~finite]:
-                skipped[pos_of[k]] = "the model produced NaN or infinite values"
-            buf_keys += [k for k, f in zip(keys, finite) if f]
-            buf_vecs.append(vecs[finite])
+            writer.add(keys, vecs)
             n_done += len(keys)
             bar.update(len(keys))
-            if len(buf_keys) >= chunk_size or time.monotonic() - last_flush >= chunk_seconds:
-                flush()
         # Skipped images are never yielded; account for them so the bar ends full.
         bar.update(len(todo) - bar.n)
     finally:
         # Also on KeyboardInterrupt: what was computed is kept, the next call resumes.
-        flush()
+        writer.flush()
         bar.close()
     return n_done
+
+
+class ChunkWriter:
+    """New vectors on their way to the cache: written as one chunk every ``chunk_size``
+    items or ``chunk_seconds`` seconds (at the next :meth:`add`), and by :meth:`flush`.
+
+    Parameters
+    ----------
+    cache : where the chunks go.
+    skipped : {position: reason}; a non-finite vector's item is recorded there instead.
+    pos_of : {key: position} of the keys being computed.
+    """
+
+    def __init__(self, cache: EmbeddingCache, skipped: dict[int, str],
+                 pos_of: dict[bytes, int], *, chunk_size: int, chunk_seconds: float) -> None:
+        self.cache, self.skipped, self.pos_of = cache, skipped, pos_of
+        self.chunk_size, self.chunk_seconds = chunk_size, chunk_seconds
+        self._keys: list[bytes] = []
+        self._vecs: list[np.ndarray] = []
+        self._pending: set[bytes] = set()
+        self._last = time.monotonic()
+
+    def add(self, keys: Sequence[bytes], vecs: np.ndarray) -> None:
+        """Take (B, D) vectors of ``keys``; keys the cache or this writer already hold are
+        dropped, so no key is ever written twice."""
+        finite = np.isfinite(vecs).all(axis=1)
+        new = [i for i, k in enumerate(keys) if k not in self.cache and k not in self._pending]
+        for i in new:
+            if not finite[i]:
+                self.skipped[self.pos_of[keys[i]]] = "the model produced NaN or infinite values"
+        take = [i for i in new if finite[i]]
+        self._keys += [keys[i] for i in take]
+        self._pending.update(keys[i] for i in take)
+        self._vecs.append(vecs[take])
+        if len(self._keys) >= self.chunk_size or \
+                time.monotonic() - self._last >= self.chunk_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered as one chunk (nothing when empty)."""
+        if self._keys:
+            self.cache.add(self._keys, np.concatenate(self._vecs))
+        self._keys, self._vecs, self._pending = [], [], set()
+        self._last = time.monotonic()
 
 
 def _embed_uncached(ids: list[str], sources: list[str], embedder: Embedder, *,

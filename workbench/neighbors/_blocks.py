@@ -10,12 +10,14 @@ from .._config import NEIGHBOR_BLOCK_BYTES
 
 __all__ = [
     "cell_blocked_search",
+    "cells_by_cost",
     "drop_self",
     "exact_neighbors",
     "exact_sample",
     "pad_columns",
     "recall",
     "rows_per_block",
+    "search_cell",
     "topk_rows",
 ]
 
@@ -141,28 +143,50 @@ def cell_blocked_search(x, k, near, order, starts, *, threads=None):
 
     One dense search per cell instead of one scan per query: the graph's queries are the
     collection itself, so items of a cell share their candidate cells. Each cell is one
-    ``faiss.knn`` call (blocked matrix product and C++ top-k, several times faster than
-    numpy's argpartition), cells spread over ``threads`` workers, costliest first.
+    ``faiss.knn`` call (:func:`search_cell`: blocked matrix product and C++ top-k, several
+    times faster than numpy's argpartition), cells spread over ``threads`` workers,
+    costliest first (:func:`cells_by_cost`).
     """
-    import faiss
-
     from ._threads import run_pieces
 
     n = x.shape[0]
     idx = np.full((n, k), -1, np.int64)
     sims = np.zeros((n, k), np.float32)
-    sizes = np.diff(starts)
 
     def cell(c):
-        members = order[starts[c] : starts[c + 1]]
-        cells = [c, *(j for j in near[c] if j >= 0 and j != c)]  # own cell: self is found
-        cand = np.concatenate([order[starts[j] : starts[j + 1]] for j in cells])
-        if cand.size <= k:  # tiny neighbourhood of cells: compare with everything
-            cand = np.arange(n)
-        s, i = faiss.knn(x[members], x[cand], k + 1, metric=faiss.METRIC_INNER_PRODUCT)
-        idx[members], sims[members] = drop_self(cand[i], s, members, k)
+        members, cell_idx, cell_sims = search_cell(x, k, near[c], order, starts, c)
+        idx[members], sims[members] = cell_idx, cell_sims
 
-    cost = sizes * np.array([sizes[row[row >= 0]].sum() for row in near])
-    cells = [int(c) for c in np.argsort(-cost, kind="stable") if sizes[c] > 0]
-    run_pieces(cell, cells, threads)
+    run_pieces(cell, [int(c) for c in cells_by_cost(near, starts)[0]], threads)
     return idx, sims
+
+
+def cells_by_cost(near: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(non-empty cells, their costs), costliest first: a cell costs its size times the
+    summed sizes of its candidate cells ``near[c]`` (ties in cell order)."""
+    sizes = np.diff(starts)
+    cost = sizes * np.array([sizes[row[row >= 0]].sum() for row in near])
+    cells = np.array([c for c in np.argsort(-cost, kind="stable") if sizes[c] > 0], np.int64)
+    return cells, cost[cells]
+
+
+def search_cell(
+    x: np.ndarray, k: int, near_c: np.ndarray, order: np.ndarray, starts: np.ndarray, c: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(members (M,), ids (M, k), sims (M, k)): the top-``k`` of cell ``c``'s items among
+    the items of its own cell and of the cells ``near_c`` (-1 entries ignored), self
+    excluded. Cell ``j`` holds the items ``order[starts[j]:starts[j + 1]]``.
+
+    Its numbers depend only on its arguments (callers run it with one FAISS and BLAS
+    thread), so any split of the cells over threads or processes gives the same graph.
+    """
+    import faiss
+
+    members = order[starts[c] : starts[c + 1]]
+    cells = [c, *(j for j in near_c if j >= 0 and j != c)]  # own cell: self is found
+    cand = np.concatenate([order[starts[j] : starts[j + 1]] for j in cells])
+    if cand.size <= k:  # tiny neighbourhood of cells: compare with everything
+        cand = np.arange(x.shape[0])
+    s, i = faiss.knn(x[members], x[cand], k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    idx, sims = drop_self(cand[i], s, members, k)
+    return members, idx, sims

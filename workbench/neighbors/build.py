@@ -1,7 +1,7 @@
 """Building the shared kNN graph (:func:`build_knn_graph`: exact for small collections or on a
-GPU, otherwise a cell-blocked IVF search over balanced cells, threaded, whose ``nprobe`` is
-read off the cells' ranks on a sample; cached on disk by content) and growing it without a
-rebuild (:func:`update_knn_graph`)."""
+GPU, otherwise a cell-blocked IVF search over balanced cells, threaded or as Ray tasks, whose
+``nprobe`` is read off the cells' ranks on a sample; cached on disk by content) and growing
+it without a rebuild (:func:`update_knn_graph`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from .._config import (
     KNN_K,
 )
 from .._files import load_cached, save_cached
+from .._ray import connect
 from ._blocks import (
     cell_blocked_search,
     drop_self,
@@ -32,6 +33,7 @@ from ._blocks import (
     topk_rows,
 )
 from ._faiss import assign_cells, default_nlist, gpu_available, to_gpu, train_cells
+from ._ray import RayCellSearch
 from ._refine import refine_graph
 from .graph import KnnGraph
 from .index import NeighborIndex
@@ -52,6 +54,8 @@ def build_knn_graph(
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> KnnGraph:
     """Cosine kNN graph of ``vectors`` (N, D), self matches removed.
 
@@ -73,8 +77,16 @@ def build_knn_graph(
         the vectors and the parameters, and read back instead of rebuilt.
     threads : workers for the IVF build (default: every core this process may use); the
         graph is the same whatever their number.
+    engine : ``"local"`` (threads of this process) or ``"ray"``: the IVF cell pass runs as
+        Ray tasks over the cluster's CPUs (see :mod:`workbench.neighbors._ray`; needs
+        ``pip install 'workbench[ray]'``), the rest of the build here. The graph is the same
+        either way, and so is its cache entry. Exact graphs are always built here.
+    address : the Ray cluster for ``engine="ray"`` (``"host:port"``); None lets
+        ``ray.init()`` choose. Joined only when an IVF build runs (not for a cached graph),
+        before any work, and never shut down.
 
-    Memory stays bounded: one cell's candidates (a copy of their vectors) per worker.
+    Memory stays bounded: one cell's candidates (a copy of their vectors) per worker, and
+    with ``engine="ray"`` one copy of the vectors in the object store of each node.
     """
     k = check_k(k)
     x = unit_rows(vectors)
@@ -85,6 +97,8 @@ def build_knn_graph(
         method = "exact" if n <= exact_max_items or gpu_available() else "ivf"
     if method not in ("exact", "ivf"):
         raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     name = None
     if cache_dir is not None:
         folder = Path(cache_dir)
@@ -97,12 +111,15 @@ def build_knn_graph(
         if cached is not None:
             return cached
     k_eff = min(k, n - 1)
+    if method == "ivf" and engine == "ray":
+        connect(address)  # a missing Ray or an unreachable cluster fails before any work
     if method == "exact":
         idx, sims = _exact_graph(x, k_eff)
         estimate = 1.0
     else:
         idx, sims, estimate = _ivf_graph(
-            x, k_eff, target_recall=target_recall, seed=seed, threads=threads
+            x, k_eff, target_recall=target_recall, seed=seed, threads=threads,
+            engine=engine, address=address,
         )
     idx, sims = pad_columns(idx, sims, k)
     graph = KnnGraph(indices=idx, similarities=sims, recall_estimate=estimate)
@@ -129,7 +146,8 @@ def _exact_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ivf_graph(
-    x: np.ndarray, k: int, *, target_recall: float, seed: int, threads: int | None
+    x: np.ndarray, k: int, *, target_recall: float, seed: int, threads: int | None,
+    engine: str = "local", address: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     n = x.shape[0]
     centroids, assign = assign_cells(
@@ -139,6 +157,11 @@ def _ivf_graph(
     order = np.argsort(assign, kind="stable")
     starts = np.r_[0, np.cumsum(np.bincount(assign, minlength=nlist))]
     near = _cells_by_distance(centroids)  # every cell's cells, nearest first
+    if engine == "ray":
+        search = RayCellSearch(x, k, order, starts, address=address)
+    else:
+        def search(near_p):
+            return cell_blocked_search(x, k, near_p, order, starts, threads=threads)
 
     # A true neighbour is found by the cell pass exactly when its cell is among the nprobe
     # cells scanned for the item's cell: the sample's recall at every nprobe follows from
@@ -166,7 +189,7 @@ def _ivf_graph(
     found = per_item.mean(axis=0)
     nprobe = min(full, int(np.searchsorted(found, GRAPH_CELL_PASS_RECALL)) + 1)
     while True:
-        idx, sims = cell_blocked_search(x, k, near[:, :nprobe], order, starts, threads=threads)
+        idx, sims = search(near[:, :nprobe])
         recall_now, rounds, changed = row_recalls(idx[sample], exact), 0, 1
         while not clears(recall_now) and rounds < GRAPH_REFINE_ROUNDS and changed:
             idx, sims, changed = refine_graph(

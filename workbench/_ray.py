@@ -1,0 +1,91 @@
+"""Joining a Ray cluster, for the optional Ray engines of the embedding
+(:mod:`workbench.embed.ray_engine`) and of the neighbour graph (:mod:`workbench.neighbors._ray`).
+
+``address=None`` lets ``ray.init()`` choose (``RAY_ADDRESS``, a running local
+cluster, else a new local one); a process already connected keeps its connection. Ray is
+joined with ``ignore_reinit_error=True, log_to_driver=False`` and never shut down here: a
+cluster this module did not start stays up, and one ``ray.init()`` started ends with the
+process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from ._config import RAY_CONNECT_SECONDS
+
+__all__ = ["INSTALL_HINT", "connect", "import_ray"]
+
+#: How to install the optional dependency, quoted by every error about it.
+INSTALL_HINT = "pip install 'workbench[ray]'"
+
+
+def connect(address: str | None = None):
+    """The ``ray`` module, connected to the cluster at ``address`` (see the module notes).
+
+    Parameters
+    ----------
+    address : ``"host:port"`` of a Ray head (or ``"ray://host:port"``, ``"auto"``,
+        ``"local"``); None lets ``ray.init()`` choose.
+
+    Raises
+    ------
+    ImportError
+        Ray is not installed (the message says ``pip install 'workbench[ray]'``).
+    ConnectionError
+        ``address`` (or ``RAY_ADDRESS`` when ``address`` is None) names a host and port
+        that do not answer within :data:`RAY_CONNECT_SECONDS`.
+    """
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(
+            f"engine='ray' needs Ray, which is not installed: {INSTALL_HINT}"
+        ) from err
+    target = address if address is not None else os.environ.get("RAY_ADDRESS")
+    _check_reachable(target)
+    if ray.is_initialized():
+        return ray
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    return ray
+
+
+def _check_reachable(address: str | None) -> None:
+    """ConnectionError, at once, when ``address`` is a host and port nobody answers on."""
+    host_port = _host_port(address)
+    if host_port is None:
+        return
+    try:
+        with socket.create_connection(host_port, timeout=RAY_CONNECT_SECONDS):
+            pass
+    except OSError as err:
+        raise ConnectionError(
+            f"cannot reach the Ray cluster at {address!r} ({err}); start one with "
+            "`ray start --head` and pass the address it prints (host:port), or pass "
+            "address=None to let ray.init() start a local one"
+        ) from err
+
+
+def _host_port(address: str | None) -> tuple[str, int] | None:
+    """(host, port) of ``"host:port"`` or ``"ray://host:port"``; None for other forms."""
+    if not address:
+        return None
+    rest = address.split("://", 1)[-1]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def import_ray() -> Any:
+    """The ``ray`` module with Ray Data; ImportError saying how to install it otherwise."""
+    try:
+        import ray
+        import ray.data  # pyarrow and pandas come with the [data] extra
+    except ImportError as err:
+        raise ImportError(
+            f"engine='ray' needs Ray Data, which is not installed ({err}): {INSTALL_HINT}"
+        ) from err
+    return ray
