@@ -101,6 +101,11 @@ def test_the_plan_follows_the_cluster():
     gpu = plan_run({"CPU": 16.0, "GPU": 2.0}, "image")
     assert (gpu.actors, gpu.batch_size, gpu.device, gpu.actor_gpus) == (2, 256, "cuda", 1.0)
     assert plan_run({"CPU": 2.0}, "image", actors=1, batch_size=8).batch_size == 8
+    # a lone actor on CPUs runs the node's cores in torch threads; a GPU actor one thread
+    assert plan_run({"CPU": 2.0}, "image", actors=1).threads == 2
+    assert plan_run({"CPU": 3.0}, "image", actors=2).threads == 1
+    assert plan_run({"CPU": 16.0}, "image", actors=2, nodes=2).threads == 8
+    assert plan_run({"CPU": 16.0, "GPU": 2.0}, "image").threads == 1
     # A request that cannot run says so instead of waiting for resources forever.
     with pytest.raises(EmbedError, match=r"at most 1 \(num_workers= / --workers\)"):
         plan_run({"CPU": 2.0}, "image", actors=2)

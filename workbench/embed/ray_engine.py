@@ -67,8 +67,8 @@ __all__ = ["EmbedActor", "RayPlan", "compute_on_ray", "consume_results", "decode
 class RayPlan:
     """How a run uses the cluster: ``actors`` model actors of ``actor_cpus`` CPUs and
     ``actor_gpus`` GPUs each, ``batch_size`` items per forward pass (and per block), the
-    model on ``device`` (``"cuda"`` or ``"cpu"``) in each actor; each image decode task
-    reserves ``decode_memory`` bytes."""
+    model on ``device`` (``"cuda"`` or ``"cpu"``) in each actor running ``threads`` torch
+    threads; each image decode task reserves ``decode_memory`` bytes."""
 
     batch_size: int
     actors: int
@@ -76,16 +76,21 @@ class RayPlan:
     actor_gpus: float
     device: str
     decode_memory: int
+    threads: int = 1
 
 
 def plan_run(resources: Mapping[str, float], kind: str, *, batch_size: int | None = None,
-             actors: int | None = None) -> RayPlan:
+             actors: int | None = None, nodes: int = 1) -> RayPlan:
     """The :class:`RayPlan` for a cluster offering ``resources`` (``ray.cluster_resources()``).
 
     One actor per GPU when there are GPUs (batches of ``EMBED_BATCH_SIZE_GPU``), else one
     per CPU (batches of ``EMBED_BATCH_SIZE_CPU``); for images, :data:`EMBED_RAY_DECODE_SHARE`
     of the CPUs, at least one, stay free for the decode tasks. ``actors`` and
     ``batch_size`` override the defaults; EmbedError when the actors cannot all run.
+    On CPUs, fewer actors than fit (``actors``) share a node's CPUs in torch threads
+    (``threads``; the ``nodes`` of the cluster are taken as equal): the decode tasks use a
+    tenth of what the model does, so a lone actor leaving the rest idle would run at
+    half speed on two cores.
     """
     cpus = int(resources.get("CPU", 0))
     gpus = int(resources.get("GPU", 0))
@@ -115,9 +120,13 @@ def plan_run(resources: Mapping[str, float], kind: str, *, batch_size: int | Non
     # Never more than the cluster's memory per CPU: a request no node can meet would hang.
     memory = EMBED_RAY_DECODE_TASK_BYTES + size * EMBED_RAY_DECODE_BYTES_PER_ITEM
     memory = min(memory, int(resources.get("memory", memory * cpus) // max(1, cpus)))
+    threads = int(EMBED_RAY_ACTOR_CPUS)
+    if not gpus:
+        per_node = max(1, -(-n // max(1, nodes)))  # actors on the busiest node
+        threads = max(threads, int(cpus // max(1, nodes)) // per_node)
     return RayPlan(batch_size=size, actors=n, actor_cpus=EMBED_RAY_ACTOR_CPUS,
                    actor_gpus=1.0 if gpus else 0.0, device="cuda" if gpus else "cpu",
-                   decode_memory=memory)
+                   decode_memory=memory, threads=threads)
 
 
 def worker_recipe(embedder: Embedder) -> dict[str, Any]:
@@ -221,8 +230,9 @@ def compute_on_ray(todo: list[tuple[bytes, int]], sources: Sequence[str], embedd
 
     recipe = worker_recipe(embedder)  # before connecting: an embedder Ray cannot rebuild
     ray = connect(address)
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
     plan = plan_run(ray.cluster_resources(), embedder.kind, batch_size=batch_size,
-                    actors=actors)
+                    actors=actors, nodes=nodes)
     # No more actors than blocks: an actor with nothing to do would still load the model.
     plan = replace(plan, actors=min(plan.actors, -(-len(todo) // plan.batch_size)))
     with _quiet_data(ray):
@@ -249,7 +259,7 @@ def _dataset(ray: Any, todo: list[tuple[bytes, int]], sources: Sequence[str],
     return ds.map_batches(
         EmbedActor, batch_size=plan.batch_size, batch_format="numpy",
         fn_constructor_kwargs={"recipe": recipe, "kind": embedder.kind,
-                               "threads": int(plan.actor_cpus)},
+                               "threads": plan.threads},
         compute=ray.data.ActorPoolStrategy(size=plan.actors), num_cpus=plan.actor_cpus,
         num_gpus=plan.actor_gpus or None,
     )
