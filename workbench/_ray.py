@@ -38,12 +38,7 @@ def connect(address: str | None = None):
         ``address`` (or ``RAY_ADDRESS`` when ``address`` is None) names a host and port
         that do not answer within :data:`RAY_CONNECT_SECONDS`.
     """
-    try:
-        import ray
-    except ImportError as err:
-        raise ImportError(
-            f"engine='ray' needs Ray, which is not installed: {INSTALL_HINT}"
-        ) from err
+    ray = import_ray(data=False)
     target = address if address is not None else os.environ.get("RAY_ADDRESS")
     _check_reachable(target)
     if ray.is_initialized():
@@ -79,13 +74,17 @@ def _host_port(address: str | None) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def import_ray() -> Any:
-    """The ``ray`` module with Ray Data; ImportError saying how to install it otherwise."""
+def import_ray(*, data: bool = True) -> Any:
+    """The ``ray`` module (with Ray Data unless ``data=False``); ImportError saying how to
+    install it otherwise."""
+    what = "Ray Data" if data else "Ray"
     try:
         import ray
-        import ray.data  # pyarrow and pandas come with the [data] extra
+
+        if data:
+            import ray.data  # pyarrow and pandas come with the [data] extra
     except ImportError as err:
         raise ImportError(
-            f"engine='ray' needs Ray Data, which is not installed ({err}): {INSTALL_HINT}"
+            f"engine='ray' needs {what}, which is not installed ({err}): {INSTALL_HINT}"
         ) from err
     return ray

@@ -272,16 +272,13 @@ def consume_results(results: Iterable[dict[str, np.ndarray]],
     """Write the vectors of ``results`` (the actors' output batches) to ``cache`` as they
     arrive: each key once, whatever Ray ran twice; unreadable items and non-finite vectors
     into ``skipped``. Returns the count of vectors computed."""
-    from tqdm.auto import tqdm
-
-    from .run import ChunkWriter
+    from .run import ChunkWriter, progress_bar
 
     pos_of = dict(todo)
     seen: set[bytes] = set()  # keys answered, once: a re-run block's answers are dropped
     writer = ChunkWriter(cache, skipped, pos_of, chunk_size=chunk_size,
                          chunk_seconds=chunk_seconds)
-    bar = tqdm(total=len(todo), unit="img" if embedder.kind == "image" else "text",
-               disable=not progress, smoothing=0.1, desc=desc)
+    bar = progress_bar(embedder, len(todo), progress, desc)
     n_done = 0
     try:
         for batch in results:

@@ -20,7 +20,7 @@ from .cache import EmbeddingCache, FileKeys, text_key
 from .device import cap_torch_threads, default_batch_size, default_num_workers
 from .loader import make_image_loader
 
-__all__ = ["ENGINES", "ChunkWriter", "EmbedResult", "embed_items"]
+__all__ = ["ENGINES", "ChunkWriter", "EmbedResult", "embed_items", "progress_bar"]
 
 #: Where the missing vectors are computed: this process, or a Ray cluster (.ray_engine).
 ENGINES = ("local", "ray")
@@ -268,12 +268,8 @@ def _compute(todo: list[tuple[bytes, int]], sources: Sequence[str], embedder: Em
              cache: EmbeddingCache, skipped: dict[int, str], *, batch_size: int | None,
              num_workers: int | None, progress: bool, chunk_size: int,
              chunk_seconds: float) -> int:
-    from tqdm.auto import tqdm
-
     batch_size = batch_size or default_batch_size(embedder.device)
-    unit = "img" if embedder.kind == "image" else "text"
-    bar = tqdm(total=len(todo), unit=unit, disable=not progress, smoothing=0.1,
-               desc=f"embedding on {embedder.device}")
+    bar = progress_bar(embedder, len(todo), progress, f"embedding on {embedder.device}")
     writer = ChunkWriter(cache, skipped, dict(todo), chunk_size=chunk_size,
                          chunk_seconds=chunk_seconds)
     n_done = 0
@@ -295,6 +291,14 @@ def _compute(todo: list[tuple[bytes, int]], sources: Sequence[str], embedder: Em
         writer.flush()
         bar.close()
     return n_done
+
+
+def progress_bar(embedder: Embedder, total: int, progress: bool, desc: str) -> Any:
+    """The tqdm bar (notebook or terminal) of an embedding run of ``total`` items."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="img" if embedder.kind == "image" else "text",
+                disable=not progress, smoothing=0.1, desc=desc)
 
 
 class ChunkWriter:

@@ -42,6 +42,7 @@ __all__ = ["RayCellSearch", "split_by_cost"]
 
 log = logging.getLogger(__name__)
 
+
 def split_by_cost(cells: np.ndarray, cost: np.ndarray, parts: int) -> list[np.ndarray]:
     """``cells`` (costliest first) cut into at most ``parts`` consecutive runs of about
     equal summed ``cost``; a cell costlier than a run's share is a run of its own."""
@@ -121,6 +122,7 @@ def search_cells(
 
     faiss.omp_set_num_threads(1)
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    # run_pieces also holds BLAS to one thread, as in the local build
     run_pieces(lambda c: found.append(search_cell(x, k, near[c], order, starts, int(c))),
                cells, threads=1)
     if not found:
