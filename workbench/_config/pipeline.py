@@ -16,8 +16,12 @@ TEXT_MODEL = "all-MiniLM-L6-v2"
 #: Items per forward pass: small on CPU (latency, memory), large on a GPU (fill the device).
 EMBED_BATCH_SIZE_CPU = 32
 EMBED_BATCH_SIZE_GPU = 256
-#: Decode workers at most: beyond 4, JPEG decoding outpaces a ViT-B forward on any CPU/GPU pair.
-EMBED_MAX_WORKERS = 4
+#: Decode workers at most, with the model on an accelerator (which takes every core but one:
+#: the main process hashes, regroups and writes). A GPU outruns a few decoders by far: on an
+#: H200 with 16 cores ViT-B-32 embeds ~4,000 ready images/s, and the whole path from 500×375
+#: JPEGs ran 557 images/s with 4 workers and ~1,000 with 15 (benchmarks/results/
+#: embed_throughput_gpu.json).
+EMBED_MAX_WORKERS = 32
 #: Decode workers when the model runs on the CPU: decoding costs ~5 ms of CPU per photo
 #: against ~170 ms for a ViT-B-32 forward, so one worker keeps up; more only take cores
 #: from the forward pass (measured in benchmarks/embed_throughput.py).
@@ -81,6 +85,16 @@ GRAPH_RECALL_SAMPLE = 1000
 #: 1M × 512 on 2 cores the Ray pass took 5% longer than the threaded one
 #: (benchmarks/knn_ray.py).
 GRAPH_RAY_TASKS_PER_CPU = 4
+#: On a GPU (torch, ``build_knn_graph(device=...)``), the graph is exact up to this many items
+#: and an IVF build beyond (its cell pass on the GPU): see benchmarks/knn_gpu.py for the
+#: times of both on an H200.
+GRAPH_GPU_EXACT_MAX_ITEMS = 1_000_000
+#: Largest block of float16 similarities a GPU search holds at once (its top-k adds little).
+GRAPH_GPU_BLOCK_BYTES = 512 * 2**20
+#: Candidates beyond k that a GPU search ranks by float16 products keeps, to rank again by
+#: float32 similarities: float16 rounding moves a similarity of unit 512-d vectors by ~1e-3,
+#: so the true k are among the float16 top k + 16 unless more than 16 items tie that closely.
+GRAPH_GPU_RESCORE_EXTRA = 16
 #: Seconds to wait for a TCP answer from a Ray address before saying it cannot be reached:
 #: ray.init itself retries an unreachable address for minutes without a word.
 RAY_CONNECT_SECONDS = 10.0

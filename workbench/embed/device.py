@@ -18,7 +18,8 @@ __all__ = [
 def default_num_workers(n_items: int | None = None, device: str = "cuda") -> int:
     """Decode worker processes for a run of ``n_items`` with the model on ``device``.
 
-    ``min(EMBED_MAX_WORKERS, cores)`` for an accelerator, which must be fed fast;
+    ``min(EMBED_MAX_WORKERS, cores - 1)`` (at least 1) for an accelerator, which must be
+    fed fast, the last core left to this process (hashing, regrouping, the cache);
     ``EMBED_CPU_WORKERS`` (1) when the model itself runs on the CPU, where extra decoders
     would only compete with the forward pass for the same cores; 0 for tiny jobs.
     """
@@ -28,7 +29,7 @@ def default_num_workers(n_items: int | None = None, device: str = "cuda") -> int
         return 0
     if str(device).startswith("cpu"):
         return min(EMBED_CPU_WORKERS, available_cores())
-    return min(EMBED_MAX_WORKERS, available_cores())
+    return max(1, min(EMBED_MAX_WORKERS, available_cores() - 1))
 
 
 def default_batch_size(device: str) -> int:

@@ -15,8 +15,9 @@ Vectors are L2-normalised, so inner product is cosine similarity everywhere in t
 
 Modules: :mod:`.index` (the search index), :mod:`.graph` (the graph and its read-offs),
 :mod:`.build` (building and updating the graph), :mod:`.vectors` (unit rows, cache keys),
-``_blocks`` (block-wise exact top-k and the cell-blocked search) and ``_faiss`` (GPU clone,
-k-means cells).
+``_blocks`` (block-wise exact top-k and the cell-blocked search), ``_faiss`` (GPU clone,
+k-means cells), ``_torch`` (the exact graph and the cell search on a GPU through torch) and
+``_ray`` (the cell search as Ray tasks).
 """
 
 from __future__ import annotations

@@ -48,20 +48,24 @@ def default_nlist(n: int) -> int:
 
 
 def assign_cells(
-    x: np.ndarray, centroids: np.ndarray, *, max_ratio: float, seed: int
+    x: np.ndarray, centroids: np.ndarray, *, max_ratio: float, seed: int, nearest=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(centroids (C, D), cell of each item (N,)): nearest centroid, big cells split.
 
     k-means cells on real embeddings are uneven (16 to 2,000 items for a mean of 300 at
     100k), and a cell's cost in the graph is its size times its candidates', so the big
     cells dominate. A cell over ``max_ratio`` times the mean size is split by a k-means of
-    its own items into pieces of about the mean size.
+    its own items into pieces of about the mean size. ``nearest(centroids)`` gives the
+    first assignment when given (the GPU build's), else FAISS here.
     """
     import faiss
 
     d = x.shape[1]
-    _, assign = faiss.knn(x, centroids, 1, metric=faiss.METRIC_INNER_PRODUCT)
-    assign = assign.ravel().astype(np.int64)
+    if nearest is not None:
+        assign = np.asarray(nearest(centroids), np.int64)
+    else:
+        _, assign = faiss.knn(x, centroids, 1, metric=faiss.METRIC_INNER_PRODUCT)
+        assign = assign.ravel().astype(np.int64)
     sizes = np.bincount(assign, minlength=len(centroids))
     mean = x.shape[0] / len(centroids)
     parts = [centroids.copy()]

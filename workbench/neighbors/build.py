@@ -1,7 +1,7 @@
 """Building the shared kNN graph (:func:`build_knn_graph`: exact for small collections or on a
-GPU, otherwise a cell-blocked IVF search over balanced cells, threaded or as Ray tasks, whose
-``nprobe`` is read off the cells' ranks on a sample; cached on disk by content) and growing
-it without a rebuild (:func:`update_knn_graph`)."""
+GPU, otherwise a cell-blocked IVF search over balanced cells, threaded, as Ray tasks or on a
+GPU through torch, whose ``nprobe`` is read off the cells' ranks on a sample; cached on disk
+by content) and growing it without a rebuild (:func:`update_knn_graph`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .._config import (
     EXACT_INDEX_MAX_ITEMS,
     GRAPH_CELL_MAX_RATIO,
     GRAPH_CELL_PASS_RECALL,
+    GRAPH_GPU_EXACT_MAX_ITEMS,
     GRAPH_RECALL_SAMPLE,
     GRAPH_REFINE_REVERSE,
     GRAPH_REFINE_ROUNDS,
@@ -35,6 +36,7 @@ from ._blocks import (
 from ._faiss import assign_cells, default_nlist, gpu_available, to_gpu, train_cells
 from ._ray import RayCellSearch
 from ._refine import refine_graph
+from ._torch import TorchVectors, cuda_device, fits_on
 from .graph import KnnGraph
 from .index import NeighborIndex
 from .vectors import unit_rows, vectors_key
@@ -56,6 +58,7 @@ def build_knn_graph(
     threads: int | None = None,
     engine: str = "local",
     address: str | None = None,
+    device: str | None = None,
 ) -> KnnGraph:
     """Cosine kNN graph of ``vectors`` (N, D), self matches removed.
 
@@ -63,8 +66,9 @@ def build_knn_graph(
     ----------
     vectors : (N, D) float array, finite, N >= 2.
     k : neighbours per item; rows are padded with -1 when N - 1 < k.
-    method : ``"auto"`` (exact up to ``exact_max_items`` items or on a GPU, IVF beyond),
-        ``"exact"`` or ``"ivf"``. IVF groups items into ~sqrt(N) k-means cells (cells over
+    method : ``"auto"`` (exact up to ``exact_max_items`` items, on a FAISS GPU, or on a
+        torch GPU up to :data:`GRAPH_GPU_EXACT_MAX_ITEMS`; IVF beyond), ``"exact"`` or
+        ``"ivf"``. IVF groups items into ~sqrt(N) k-means cells (cells over
         :data:`GRAPH_CELL_MAX_RATIO` times the mean size split) and compares each cell's
         items with every item of the ``nprobe`` cells nearest to it, one ``faiss.knn`` per
         cell. ``nprobe`` is the smallest whose recall on a sample of
@@ -84,6 +88,15 @@ def build_knn_graph(
     address : the Ray cluster for ``engine="ray"`` (``"host:port"``); None lets
         ``ray.init()`` choose. Joined only when an IVF build runs (not for a cached graph),
         before any work, and never shut down.
+    device : where the build's heavy passes run: ``"cpu"`` (FAISS and threads), ``"cuda"``
+        or ``"cuda:N"`` (torch on that GPU: the exact graph, or the IVF build's cell
+        assignment, recall sample and cell pass; see :mod:`workbench.neighbors._torch`;
+        ValueError when torch sees no such GPU), or None (default): a GPU when torch sees
+        one and the collection is larger than ``exact_max_items``, unless FAISS has a GPU of
+        its own (then its exact GPU search, as before). With ``engine="ray"`` the cell pass
+        runs on the cluster's CPUs, so ``device`` must be None or ``"cpu"``. A GPU graph is
+        the CPU one up to ties and float rounding, with its recall checked the same way;
+        built by the same method, both share one cache entry.
 
     Memory stays bounded: one cell's candidates (a copy of their vectors) per worker, and
     with ``engine="ray"`` one copy of the vectors in the object store of each node.
@@ -93,12 +106,24 @@ def build_knn_graph(
     n = x.shape[0]
     if n < 2:
         raise ValueError(f"a neighbour graph needs at least 2 items, got {n}")
-    if method == "auto":
-        method = "exact" if n <= exact_max_items or gpu_available() else "ivf"
-    if method not in ("exact", "ivf"):
+    if method not in ("auto", "exact", "ivf"):
         raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
     if engine not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    if engine == "ray" and device not in (None, "cpu"):
+        raise ValueError(
+            f"engine='ray' runs the cell pass on the cluster's CPUs, so device={device!r} "
+            "cannot apply; pass engine='ray' or a GPU device, not both"
+        )
+    gpu = _graph_device(device, n=n, dim=x.shape[1], method=method,
+                        exact_max_items=exact_max_items, engine=engine)
+    if method == "auto":
+        if n <= exact_max_items or (gpu is None and gpu_available()):
+            method = "exact"
+        elif gpu is not None:
+            method = "exact" if n <= GRAPH_GPU_EXACT_MAX_ITEMS else "ivf"
+        else:
+            method = "ivf"
     name = None
     if cache_dir is not None:
         folder = Path(cache_dir)
@@ -113,20 +138,40 @@ def build_knn_graph(
     k_eff = min(k, n - 1)
     if method == "ivf" and engine == "ray":
         connect(address)  # a missing Ray or an unreachable cluster fails before any work
-    if method == "exact":
-        idx, sims = _exact_graph(x, k_eff)
-        estimate = 1.0
-    else:
-        idx, sims, estimate = _ivf_graph(
-            x, k_eff, target_recall=target_recall, seed=seed, threads=threads,
-            engine=engine, address=address,
-        )
+    on = TorchVectors(x, gpu) if gpu is not None else None
+    try:
+        if method == "exact":
+            idx, sims = on.exact_graph(k_eff) if on is not None else _exact_graph(x, k_eff)
+            estimate = 1.0
+        else:
+            idx, sims, estimate = _ivf_graph(
+                x, k_eff, target_recall=target_recall, seed=seed, threads=threads,
+                engine=engine, address=address, on=on,
+            )
+    finally:
+        if on is not None:
+            on.release()
     idx, sims = pad_columns(idx, sims, k)
     graph = KnnGraph(indices=idx, similarities=sims, recall_estimate=estimate)
     if name is not None:
         save_cached("kNN graph", Path(cache_dir) / f"{name}-indices.npy",
                      lambda: graph.save(cache_dir, name, durable=False))
     return graph
+
+
+def _graph_device(device, *, n: int, dim: int, method: str, exact_max_items: int,
+                  engine: str) -> str | None:
+    """The torch GPU the build runs on, or None for the CPU (see ``device`` above)."""
+    if device is not None:
+        return cuda_device(device)
+    if engine != "local" or gpu_available() or (method != "ivf" and n <= exact_max_items):
+        return None  # FAISS's own GPU, Ray's CPUs, or a graph the CPU builds in seconds
+    gpu = cuda_device(None)
+    if gpu is not None and not fits_on(gpu, n, dim):
+        log.info("kNN graph: %d × %d vectors do not fit in the GPU's free memory; built on "
+                 "the CPU", n, dim)
+        return None
+    return gpu
 
 
 def _exact_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,11 +192,14 @@ def _exact_graph(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _ivf_graph(
     x: np.ndarray, k: int, *, target_recall: float, seed: int, threads: int | None,
-    engine: str = "local", address: str | None = None,
+    engine: str = "local", address: str | None = None, on: TorchVectors | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """The IVF graph; with ``on`` (the vectors on a GPU) the cell assignment, the recall
+    sample and the cell pass run there, the k-means and any refinement rounds here."""
     n = x.shape[0]
     centroids, assign = assign_cells(
-        x, train_cells(x, default_nlist(n), seed=seed), max_ratio=GRAPH_CELL_MAX_RATIO, seed=seed
+        x, train_cells(x, default_nlist(n), seed=seed), max_ratio=GRAPH_CELL_MAX_RATIO,
+        seed=seed, nearest=None if on is None else on.nearest,
     )
     nlist = centroids.shape[0]
     order = np.argsort(assign, kind="stable")
@@ -159,6 +207,9 @@ def _ivf_graph(
     near = _cells_by_distance(centroids)  # every cell's cells, nearest first
     if engine == "ray":
         search = RayCellSearch(x, k, order, starts, address=address)
+    elif on is not None:
+        def search(near_p):
+            return on.cell_search(k, near_p, order, starts)
     else:
         def search(near_p):
             return cell_blocked_search(x, k, near_p, order, starts, threads=threads)
@@ -168,7 +219,10 @@ def _ivf_graph(
     # the cells' ranks, with no search.
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=min(GRAPH_RECALL_SAMPLE, n), replace=False))
-    exact = exact_sample(x, sample, k, threads=threads)
+    if on is not None and on.exact:
+        exact = on.exact_rows(sample, k)
+    else:
+        exact = exact_sample(x, sample, k, threads=threads)
     rank = np.empty((nlist, nlist), np.int64)
     rank[np.arange(nlist)[:, None], near] = np.arange(nlist)[None, :]
     valid = exact >= 0
