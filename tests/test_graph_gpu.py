@@ -128,3 +128,15 @@ def test_device_errors(vectors):
         build_knn_graph(vectors, k=10, device="tpu")
     with pytest.raises(ValueError, match="engine='ray'"):
         build_knn_graph(vectors, k=10, engine="ray", device="cuda")
+
+
+def test_a_faiss_gpu_alone_is_exact_only_up_to_the_gpu_limit(vectors, monkeypatch, caplog):
+    """FAISS with CUDA and no torch GPU: exact up to GRAPH_GPU_EXACT_MAX_ITEMS (its flat
+    index on the GPU), IVF beyond, as with torch (an exact graph of 10M items would take
+    hours even there)."""
+    monkeypatch.setattr(build_module, "cuda_device", lambda d: None)
+    monkeypatch.setattr(build_module, "gpu_available", lambda: True)
+    monkeypatch.setattr(build_module, "GRAPH_GPU_EXACT_MAX_ITEMS", 2000)
+    with caplog.at_level(logging.INFO, logger="workbench.neighbors.build"):
+        g = build_knn_graph(vectors, k=10, exact_max_items=1000)
+    assert "nprobe" in caplog.text and g.recall_estimate >= 0.99

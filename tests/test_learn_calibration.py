@@ -229,3 +229,24 @@ def test_demo_session_confidence_reads_as_accuracy(six_clusters):
     unnamed = ~np.isin(y[free], named)
     assert conf[unnamed].mean() < 0.4
     assert abs(conf.mean() - right.mean()) < 0.1
+
+
+def test_logistic_fit_converges_where_nearly_every_item_is_right():
+    """Nine wrong held-out items (singletons, weighing more) among 700 right ones: a full
+    Newton step oscillated and sent the intercept to -4.5e6, a calibrator that called every
+    item wrong (MNIST, 8 actions, one fold of its own check). Damped steps converge."""
+    from workbench.learn.calibrate import _logistic
+
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((700, 5))
+        right = np.ones(700, bool)
+        right[:9] = False
+        z[:9] -= 1.5
+        w = np.where(right, 46 / 691, 0.5)
+        beta = _logistic(z, right, 3.0, w)
+        assert np.isfinite(beta).all() and np.abs(beta).max() < 20
+        p = 1 / (1 + np.exp(-(beta[0] + z @ beta[1:])))
+        # the fitted mean matches the weighted share right (the intercept's score equation)
+        assert abs(np.average(p, weights=w) - np.average(right, weights=w)) < 0.01
+        assert p[9:].mean() > 0.9 and p[:9].mean() < p[9:].mean()

@@ -66,9 +66,9 @@ def build_knn_graph(
     ----------
     vectors : (N, D) float array, finite, N >= 2.
     k : neighbours per item; rows are padded with -1 when N - 1 < k.
-    method : ``"auto"`` (exact up to ``exact_max_items`` items, on a FAISS GPU, or on a
-        torch GPU up to :data:`GRAPH_GPU_EXACT_MAX_ITEMS`; IVF beyond), ``"exact"`` or
-        ``"ivf"``. IVF groups items into ~sqrt(N) k-means cells (cells over
+    method : ``"auto"`` (exact up to ``exact_max_items`` items, or on a GPU up to
+        :data:`GRAPH_GPU_EXACT_MAX_ITEMS`; IVF beyond), ``"exact"`` or ``"ivf"``. IVF
+        groups items into ~sqrt(N) k-means cells (cells over
         :data:`GRAPH_CELL_MAX_RATIO` times the mean size split) and compares each cell's
         items with every item of the ``nprobe`` cells nearest to it, one ``faiss.knn`` per
         cell. ``nprobe`` is the smallest whose recall on a sample of
@@ -92,8 +92,8 @@ def build_knn_graph(
         or ``"cuda:N"`` (torch on that GPU: the exact graph, or the IVF build's cell
         assignment, recall sample and cell pass; see :mod:`workbench.neighbors._torch`;
         ValueError when torch sees no such GPU), or None (default): a GPU when torch sees
-        one and the collection is larger than ``exact_max_items``, unless FAISS has a GPU of
-        its own (then its exact GPU search, as before). With ``engine="ray"`` the cell pass
+        one and the collection is larger than ``exact_max_items``. (A FAISS built with CUDA
+        runs the exact graph on its GPU without torch.) With ``engine="ray"`` the cell pass
         runs on the cluster's CPUs, so ``device`` must be None or ``"cpu"``. A GPU graph is
         the CPU one up to ties and float rounding, with its recall checked the same way;
         built by the same method, both share one cache entry.
@@ -118,12 +118,9 @@ def build_knn_graph(
     gpu = _graph_device(device, n=n, dim=x.shape[1], method=method,
                         exact_max_items=exact_max_items, engine=engine)
     if method == "auto":
-        if n <= exact_max_items or (gpu is None and gpu_available()):
-            method = "exact"
-        elif gpu is not None:
-            method = "exact" if n <= GRAPH_GPU_EXACT_MAX_ITEMS else "ivf"
-        else:
-            method = "ivf"
+        on_gpu = gpu is not None or gpu_available()
+        exact = n <= exact_max_items or (on_gpu and n <= GRAPH_GPU_EXACT_MAX_ITEMS)
+        method = "exact" if exact else "ivf"
     name = None
     if cache_dir is not None:
         folder = Path(cache_dir)
@@ -164,8 +161,8 @@ def _graph_device(device, *, n: int, dim: int, method: str, exact_max_items: int
     """The torch GPU the build runs on, or None for the CPU (see ``device`` above)."""
     if device is not None:
         return cuda_device(device)
-    if engine != "local" or gpu_available() or (method != "ivf" and n <= exact_max_items):
-        return None  # FAISS's own GPU, Ray's CPUs, or a graph the CPU builds in seconds
+    if engine != "local" or (method != "ivf" and n <= exact_max_items):
+        return None  # Ray's CPUs, or a graph the CPU builds in seconds
     gpu = cuda_device(None)
     if gpu is not None and not fits_on(gpu, n, dim):
         log.info("kNN graph: %d × %d vectors do not fit in the GPU's free memory; built on "
