@@ -100,6 +100,37 @@ def test_unreachable_address_fails_at_once_and_says_so():
         build_knn_graph(clustered(2000), method="ivf", engine="ray", address=address)
 
 
+def test_a_local_cluster_that_no_longer_answers_is_passed_over(monkeypatch, caplog):
+    """address=None with a remembered local cluster (/tmp/ray/ray_current_cluster) whose
+    head is gone: a new local Ray, said in the log, instead of ray.init retrying the dead
+    address for minutes. (Ray's own start is not what is tested: ray.init is recorded.)"""
+    ray = pytest.importorskip("ray")
+    import workbench._ray as ray_module
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    calls = []
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setattr(ray_module, "_remembered_cluster", lambda: dead)
+    with caplog.at_level(logging.WARNING, logger="workbench._ray"):
+        ray_module.connect(None)
+    assert calls[-1]["address"] == "local"
+    assert f"last started at {dead} does not answer" in caplog.text
+    with socket.socket() as head:  # one that answers is left to ray.init, as before
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        alive = f"127.0.0.1:{head.getsockname()[1]}"
+        monkeypatch.setattr(ray_module, "_remembered_cluster", lambda: alive)
+        ray_module.connect(None)
+    assert calls[-1]["address"] is None
+    monkeypatch.setattr(ray_module, "_remembered_cluster", lambda: None)  # none recorded
+    ray_module.connect(None)
+    assert calls[-1]["address"] is None and len(calls) == 3
+
+
 def test_missing_ray_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'workbench\[ray\]'"):

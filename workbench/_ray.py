@@ -2,7 +2,10 @@
 (:mod:`workbench.embed.ray_engine`) and of the neighbour graph (:mod:`workbench.neighbors._ray`).
 
 ``address=None`` lets ``ray.init()`` choose (``RAY_ADDRESS``, a running local
-cluster, else a new local one); a process already connected keeps its connection. Ray is
+cluster, else a new local one), except that a local cluster Ray remembers
+(``/tmp/ray/ray_current_cluster``) but that no longer answers is passed over for a new
+local one: ``ray.init`` would otherwise try the dead address for minutes. A process
+already connected keeps its connection. Ray is
 joined with ``ignore_reinit_error=True, log_to_driver=False`` and never shut down here: a
 cluster this module did not start stays up, and one ``ray.init()`` started ends with the
 process.
@@ -10,6 +13,7 @@ process.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from typing import Any
@@ -17,6 +21,8 @@ from typing import Any
 from ._config import RAY_CONNECT_SECONDS
 
 __all__ = ["INSTALL_HINT", "connect", "import_ray"]
+
+log = logging.getLogger(__name__)
 
 #: How to install the optional dependency, quoted by every error about it.
 INSTALL_HINT = "pip install 'workbench[ray]'"
@@ -43,19 +49,47 @@ def connect(address: str | None = None):
     _check_reachable(target)
     if ray.is_initialized():
         return ray
+    if not target:
+        last = _remembered_cluster()
+        err = _unreachable(last)
+        if err is not None:
+            log.warning("the local Ray cluster last started at %s does not answer (%s): "
+                        "starting a new local one", last, err)
+            address = "local"
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     return ray
 
 
-def _check_reachable(address: str | None) -> None:
-    """ConnectionError, at once, when ``address`` is a host and port nobody answers on."""
+def _remembered_cluster() -> str | None:
+    """The address of the last local cluster ``ray start`` recorded, if any (the one
+    ``ray.init()`` joins when given no address)."""
+    try:
+        from ray._private.services import find_bootstrap_address
+    except ImportError:  # another Ray layout: let ray.init() decide alone
+        return None
+    try:
+        return find_bootstrap_address(None)
+    except Exception:  # an unreadable record: the same
+        return None
+
+
+def _unreachable(address: str | None) -> OSError | None:
+    """Why nobody answers a TCP connection to ``address`` when it is a host and port
+    (within :data:`RAY_CONNECT_SECONDS`); None when it answers or is another form."""
     host_port = _host_port(address)
     if host_port is None:
-        return
+        return None
     try:
         with socket.create_connection(host_port, timeout=RAY_CONNECT_SECONDS):
-            pass
+            return None
     except OSError as err:
+        return err
+
+
+def _check_reachable(address: str | None) -> None:
+    """ConnectionError, at once, when ``address`` is a host and port nobody answers on."""
+    err = _unreachable(address)
+    if err is not None:
         raise ConnectionError(
             f"cannot reach the Ray cluster at {address!r} ({err}); start one with "
             "`ray start --head` and pass the address it prints (host:port), or pass "
