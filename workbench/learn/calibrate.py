@@ -33,7 +33,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit
 
 from .._config import (
     CAL_BOOTSTRAP,
@@ -43,6 +42,7 @@ from .._config import (
     CAL_MODEL_ERROR,
     CAL_UNKNOWN_CONFIDENCE,
 )
+from ._logistic import fit_logistic, log_loss, logit, sigmoid
 from .accuracy import estimate_accuracy, expected_calibration_error
 from .features import (
     FEATURES,
@@ -119,7 +119,7 @@ class Calibrator:
         if self.kind == "constant":
             return np.full(f.shape[0], self.rate)
         if self.kind == "identity":
-            return _sigmoid(f[:, 0])
+            return sigmoid(f[:, 0])
         z = self._z(f)
         p = _bounded(self.coef[0] + z @ self.coef[1:])
         if self.known_coef is not None:
@@ -160,7 +160,7 @@ class Calibrator:
         unsure = np.asarray(confidence) < CAL_UNKNOWN_CONFIDENCE
         if self.kind == "logistic" and self.known_coef is not None:
             z = self._z(f)
-            return unsure & (_sigmoid(self.known_coef[0] + z @ self.known_coef[1:]) < 0.5)
+            return unsure & (sigmoid(self.known_coef[0] + z @ self.known_coef[1:]) < 0.5)
         return (f[:, 3] < self.unknown_mass) & unsure
 
 
@@ -247,11 +247,11 @@ def fit_calibrator(features: np.ndarray, correct: np.ndarray, groups: np.ndarray
                                 gidx[train], units.size, wt[train], l2, []).predict(zt[test])
         oof[test] = p
         oof_const[test] = _shrunk_rate(y[train], gidx[train], np.unique(gidx[train]).size)
-    raw = _sigmoid(f[:, 0])
+    raw = sigmoid(f[:, 0])
     check = {
         **base,
-        "log_loss": _log_loss(oof, y), "log_loss_uncalibrated": _log_loss(raw, y),
-        "log_loss_constant": _log_loss(oof_const, y),
+        "log_loss": log_loss(oof, y), "log_loss_uncalibrated": log_loss(raw, y),
+        "log_loss_constant": log_loss(oof_const, y),
         "bias": float(np.mean(oof - y)),
         "ece": expected_calibration_error(oof, y),
         "ece_uncalibrated": expected_calibration_error(raw, y),
@@ -297,8 +297,8 @@ class _Factor:
             yy = y[idx]
             if np.unique(gidx[idx]).size < CAL_MIN_GROUPS or yy.all() or not yy.any():
                 r = _shrunk_rate(yy, gidx[idx], n_units)
-                return np.r_[_logit(np.clip(r, 0.01, 0.99)), np.zeros(nf)]
-            return _logistic(z[idx], yy, l2, wt[idx])
+                return np.r_[logit(np.clip(r, 0.01, 0.99)), np.zeros(nf)]
+            return fit_logistic(z[idx], yy, l2, wt[idx])
 
         coef = one(np.arange(y.size))
         boot = np.array([one(m) for m in masks]) if masks else np.zeros((0, nf + 1))
@@ -346,68 +346,10 @@ def _unknown_mass(f: np.ndarray, y: np.ndarray) -> float:
     return float(np.quantile(right, 0.05))
 
 
-def _logistic(z: np.ndarray, y: np.ndarray, l2: float, wt: np.ndarray | None = None,
-              iters: int = 50) -> np.ndarray:
-    """Ridge logistic regression by damped Newton steps: (F + 1,) intercept then weights.
-
-    Each step is halved until the penalised loss goes down. A full Newton step diverged
-    where the weighted items were almost all right: the probabilities saturate, the
-    Hessian of the barely penalised intercept vanishes, and the step sent it to -5e6 (a
-    held-out calibrator that called every item wrong, MNIST at 8 actions).
-    """
-    n, nf = z.shape
-    wt = np.ones(n) if wt is None else np.asarray(wt, np.float64)
-    a = np.column_stack([np.ones(n), z])
-    beta = np.zeros(nf + 1)
-    beta[0] = _logit(np.clip(y.mean(), 0.01, 0.99))
-    pen = np.full(nf + 1, l2)
-    pen[0] = 1e-6
-    t = y.astype(np.float64)
-
-    def loss(b: np.ndarray) -> float:
-        eta = a @ b
-        return float(wt @ (np.logaddexp(0.0, eta) - t * eta) + 0.5 * pen @ (b * b))
-
-    current = loss(beta)
-    for _ in range(iters):
-        p = expit(a @ beta)
-        grad = a.T @ (wt * (p - t)) + pen * beta
-        hess = (a * (wt * p * (1 - p))[:, None]).T @ a + np.diag(pen)
-        step = np.linalg.solve(hess, grad)
-        size = 1.0
-        while size > 1e-6:
-            trial = beta - size * step
-            new = loss(trial)
-            if new <= current:
-                break
-            size /= 2
-        else:
-            break  # no step lowers the loss: at the optimum up to rounding
-        beta, moved, current = trial, np.abs(size * step).max(), new
-        if moved < 1e-6:
-            break
-    return beta
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
-
-
 def _bounded(x: np.ndarray) -> np.ndarray:
     """A fitted factor's probability, kept within ``CAL_BOUNDS``: a few dozen held-out
     clusters never justify certainty, and one confident miss costs a log loss of 10."""
-    return np.clip(_sigmoid(x), CAL_BOUNDS[0], CAL_BOUNDS[1])
-
-
-def _logit(p: float) -> float:
-    return float(np.log(p / (1 - p)))
-
-
-def _log_loss(p: np.ndarray, y: np.ndarray, wt: np.ndarray | None = None) -> float:
-    p = np.clip(np.asarray(p, np.float64), 1e-4, 1 - 1e-4)
-    if not y.size:
-        return 0.0
-    return float(-np.average(np.where(y, np.log(p), np.log(1 - p)), weights=wt))
+    return np.clip(sigmoid(x), CAL_BOUNDS[0], CAL_BOUNDS[1])
 
 
 def fallback_calibrator(n_features: int = len(FEATURES)) -> Calibrator:
