@@ -87,7 +87,7 @@ def test_cache_entry_does_not_depend_on_the_engine(ray_address, tmp_path, monkey
 
 
 def test_invalid_engine_is_refused():
-    with pytest.raises(ValueError, match=r"engine must be 'local' or 'ray', got 'dask'"):
+    with pytest.raises(ValueError, match=r"engine must be one of 'local', 'ray', not 'dask'"):
         build_knn_graph(clustered(200), engine="dask")
 
 

@@ -20,12 +20,24 @@ from typing import Any
 
 from ._config import RAY_CONNECT_SECONDS
 
-__all__ = ["INSTALL_HINT", "connect", "import_ray"]
+__all__ = ["ENGINES", "INSTALL_HINT", "check_engine", "connect", "import_ray"]
 
 log = logging.getLogger(__name__)
 
 #: How to install the optional dependency, quoted by every error about it.
 INSTALL_HINT = "pip install 'workbench[ray]'"
+
+#: Where the embedding and the neighbour graph run: this process, or a Ray cluster.
+ENGINES = ("local", "ray")
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` if it is one of :data:`ENGINES`, else a ValueError naming them (the same
+    words for the embedding and the graph)."""
+    if engine not in ENGINES:
+        raise ValueError(
+            f"engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}")
+    return engine
 
 
 def connect(address: str | None = None):

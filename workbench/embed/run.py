@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from .._config import EMBED_CACHE_MAX_CHUNKS, EMBED_CHUNK_SECONDS, EMBED_CHUNK_SIZE
+from .._ray import ENGINES, check_engine
 from ..items import ItemError, validate_items
 from .base import Embedder, EmbedError
 from .cache import EmbeddingCache, FileKeys, text_key
@@ -23,7 +24,6 @@ from .loader import make_image_loader
 __all__ = ["ENGINES", "ChunkWriter", "EmbedResult", "embed_items", "progress_bar"]
 
 #: Where the missing vectors are computed: this process, or a Ray cluster (.ray_engine).
-ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -112,10 +112,7 @@ def embed_items(
     before the interrupt propagates; calling again resumes.
     """
     start = time.perf_counter()
-    if engine not in ENGINES:
-        raise ValueError(
-            f"engine must be one of {', '.join(map(repr, ENGINES))}, not {engine!r}"
-        )
+    check_engine(engine)
     if engine == "ray":
         from .._ray import import_ray
 

@@ -24,7 +24,7 @@ from .._config import (
     KNN_K,
 )
 from .._files import load_cached, save_cached
-from .._ray import connect
+from .._ray import check_engine, connect
 from ._blocks import (
     cell_blocked_search,
     drop_self,
@@ -108,8 +108,7 @@ def build_knn_graph(
         raise ValueError(f"a neighbour graph needs at least 2 items, got {n}")
     if method not in ("auto", "exact", "ivf"):
         raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
-    if engine not in ("local", "ray"):
-        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    check_engine(engine)
     if engine == "ray" and device not in (None, "cpu"):
         raise ValueError(
             f"engine='ray' runs the cell pass on the cluster's CPUs, so device={device!r} "
