@@ -31,6 +31,9 @@ retrain, over the session's own kNN graph, map graph and proposed clusters):
   probe: L2 chosen on the human labels) trained on the human labels plus the method's
   labels (of probability >= ``RULES_MIN_CONFIDENCE``; majority: ties abstain) of the other
   items.
+* ``label_model_covered`` / ``snorkel_covered`` / ``majority_covered``: the three label
+  models compared before any probe: the accuracy of each one's own labels on the items a
+  rule voted on and no human labelled (:func:`covered_accuracy`; a tie counts 1/C).
 
 A second session runs the same annotator with the rules on from the start (added as
 ``python`` rules before its first action, :class:`RulesOn`) to ``--session-budget`` actions
@@ -38,7 +41,12 @@ A second session runs the same annotator with the rules on from the start (added
 rules, as for a person who writes rules first (``with_rules_session``).
 
 Accuracy is over all N items: the human label where there is one, else the prediction
-(no prediction: wrong). Rules are flagged as a person sees them in
+(no prediction: wrong). ``supervised_ceiling`` puts the budgets in scale: the session's
+probe given the true label of every item, its cross-validated accuracy
+(5-fold, :class:`~workbench.learn.LinearProbe`) on the vectors alone and on the
+vectors beside one "fired" column per rule; its ``at_50`` is the first with the 50-action
+human labels counted right, i.e. what a perfect model of these vectors would score in the
+``without_rules`` column at 50 actions. Rules are flagged as a person sees them in
 ``wb.rule_analysis()["flagged"]`` (:func:`workbench.rules.analysis.rule_flags`), checked
 to agree with :func:`workbench.learn.label_model.check_rules` at each budget; reported for
 the random rule and for the fixed set. Medians over ``--seeds``.
@@ -158,6 +166,26 @@ def evaluate_rules(rules: list[dict], texts: list[str], class_of: dict[str, int]
     return votes
 
 
+def supervised_ceiling(x: np.ndarray, y: np.ndarray, votes: np.ndarray,
+                       folds: int = 5) -> dict:
+    """The probe's accuracy with every true label (see the module docstring): ``folds``-fold,
+    each fold predicted by the probe fitted on the others' true labels; on the vectors, and
+    on the vectors beside the rules' fired columns."""
+    from workbench.learn import LinearProbe
+
+    part = np.random.default_rng(0).permutation(y.size) % folds
+    out = {}
+    for name, feats in (("probe", x),
+                        ("probe_with_rule_features",
+                         np.hstack([x, (votes >= 0).astype(x.dtype)]))):
+        right = 0
+        for f in range(folds):
+            probe = LinearProbe().fit(feats, np.where(part == f, -1, y))
+            right += int((probe.predict(feats[part == f]) == y[part == f]).sum())
+        out[name] = right / y.size
+    return out
+
+
 def majority(votes: np.ndarray, c: int) -> np.ndarray:
     """(N, C) one-hot majority votes (ties and no votes: uniform, i.e. abstain)."""
     counts = np.stack([(votes == k).sum(axis=1) for k in range(c)], axis=1).astype(float)
@@ -175,6 +203,15 @@ def snorkel_proba(votes: np.ndarray, c: int, seed: int) -> np.ndarray:
     lm = LabelModel(cardinality=c, verbose=False)
     lm.fit(L_train=votes, n_epochs=500, log_freq=500, seed=seed, progress_bar=False)
     return lm.predict_proba(votes)
+
+
+def covered_accuracy(proba: np.ndarray, free: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of a label model's own labels on ``free`` items (a rule voted, no human
+    label): its most probable class against the truth, a tie split evenly among the tied
+    classes (majority vote's abstain counts as a coin flip, not as wrong)."""
+    p = proba[free]
+    top = np.isclose(p, p.max(axis=1, keepdims=True), rtol=0, atol=1e-9)
+    return float((top[np.arange(p.shape[0]), y[free]] / top.sum(axis=1)).mean())
 
 
 def probe_after(proba: np.ndarray, covered: np.ndarray, human: np.ndarray, x: np.ndarray,
@@ -288,6 +325,9 @@ def one_seed(x, y, votes, seed: int, args) -> dict:
             "snorkel": probe_after(snorkel, covered, human, x, y),
             "majority": probe_after(maj, covered, human, x, y),
             "label_model_alone": float((np.where(human >= 0, human, lm.label) == y).mean()),
+            **{f"{k}_covered": covered_accuracy(p, covered & (human < 0), y)
+               for k, p in (("label_model", lm_proba), ("snorkel", snorkel),
+                            ("majority", maj))},
         }
         # The flag a person sees (the session's rule_analysis table), and check_rules's,
         # which follows the same rule (workbench.rules.rule_flags): they must agree.
@@ -353,6 +393,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  rule {j:2d} {rules[j]['label']:>11}: coverage {at.mean():.3f} "
               f"precision {(votes[at, j] == y[at]).mean() if at.any() else float('nan'):.3f}")
     t0 = time.perf_counter()
+    ceiling = supervised_ceiling(x, y, votes)
+    print(f"the probe with every true label (cross-validated): {ceiling['probe']:.4f}; "
+          f"with the rules' fired columns beside the vectors: "
+          f"{ceiling['probe_with_rule_features']:.4f}", flush=True)
     runs = [one_seed(x, y, votes, seed, args) for seed in range(args.seeds)]
 
     def med(key: str, b: int):
@@ -360,12 +404,14 @@ def main(argv: list[str] | None = None) -> dict:
         return float(np.median(vals)) if vals else None
 
     keys = ("without_rules", "with_rules", "with_random_rule", "label_model", "snorkel",
-            "majority", "label_model_alone", "session_accuracy", "human_labels")
+            "majority", "label_model_alone", "session_accuracy", "human_labels",
+            "label_model_covered", "snorkel_covered", "majority_covered")
     table = {str(b): {k: med(k, b) for k in keys} for b in args.budgets}
-    print(f"\n{'actions':>7} {'labels':>6} " + " ".join(f"{k[:12]:>12}" for k in keys[:-2]))
+    shown = [k for k in keys if k not in ("session_accuracy", "human_labels")]
+    print(f"\n{'actions':>7} {'labels':>6} " + " ".join(f"{k[:12]:>12}" for k in shown))
     for b, r in table.items():
         print(f"{b:>7} {r['human_labels'] or 0:6.0f} " + " ".join(
-            f"{r[k]:12.4f}" if r[k] is not None else f"{'-':>12}" for k in keys[:-2]))
+            f"{r[k]:12.4f}" if r[k] is not None else f"{'-':>12}" for k in shown))
     flagged = [r[str(b)]["random_rule_flagged"] for r in runs for b in args.budgets if b > 0]
     drops = [r[str(b)]["with_rules"] - r[str(b)]["with_random_rule"]
              for r in runs for b in args.budgets]
@@ -376,10 +422,14 @@ def main(argv: list[str] | None = None) -> dict:
     session = [r["session_with_rules"] for r in runs if "session_with_rules" in r]
     headline = {
         "benchmark": "weak_supervision", "dataset": name,
-        **{k: {b: table[b][k] for b in table} for k in keys[:6]},
+        **{k: {b: table[b][k] for b in table} for k in keys[:6] + keys[-3:]},
         "random_rule_flagged": bool(flagged) and all(flagged),
         "random_rule_drop": float(np.median(drops)),
     }
+    if 50 in args.budgets:  # a perfect model of the vectors, human labels counted right
+        share = float(np.median([r["50"]["human_labels"] for r in runs])) / y.size
+        ceiling["at_50"] = share + (1 - share) * ceiling["probe"]
+    headline["supervised_ceiling"] = ceiling
     if session:
         headline["with_rules_session"] = {
             str(args.session_budget): float(np.median([s["accuracy"] for s in session]))}
