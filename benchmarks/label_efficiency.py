@@ -97,8 +97,11 @@ class Person:
 
 def run_policy(x: np.ndarray, y: np.ndarray, *, seed: int, max_actions: int,
                unanimous: int, review_every: int, log,
-               on_action=None) -> tuple[list[dict], dict]:
+               on_action=None, annotator: str | None = None) -> tuple[list[dict], dict]:
     """The annotator's session; returns one curve point per action, and what it did.
+
+    ``annotator``: the name the labels are given under (default: the workbench's, the
+    login name); the workbench's spot-check draws depend on it, as two people's do.
 
     ``on_action(wb, person, point)``, if given, is called after each scored action (the
     calibration benchmark reads the workbench's confidences there); what it returns is
@@ -109,7 +112,8 @@ def run_policy(x: np.ndarray, y: np.ndarray, *, seed: int, max_actions: int,
     did = {"group": 0, "mixed_group": 0, "suggestions": 0, "review": 0, "corrections": 0}
     with tempfile.TemporaryDirectory() as tmp:
         items, vectors = from_vectors(x)
-        wb = Workbench.create(Path(tmp) / "project", items, vectors=vectors)
+        wb = Workbench.create(Path(tmp) / "project", items, vectors=vectors,
+                              annotator=annotator)
         wb.wait()  # the person looks at the map before the first action
         me = Person(wb, ann)
 
