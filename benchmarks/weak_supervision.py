@@ -403,9 +403,10 @@ def main(argv: list[str] | None = None) -> dict:
         vals = [r[str(b)][key] for r in runs if r[str(b)].get(key) is not None]
         return float(np.median(vals)) if vals else None
 
-    keys = ("without_rules", "with_rules", "with_random_rule", "label_model", "snorkel",
-            "majority", "label_model_alone", "session_accuracy", "human_labels",
-            "label_model_covered", "snorkel_covered", "majority_covered")
+    arms = ("without_rules", "with_rules", "with_random_rule", "label_model", "snorkel",
+            "majority")
+    covered = ("label_model_covered", "snorkel_covered", "majority_covered")
+    keys = (*arms, "label_model_alone", "session_accuracy", "human_labels", *covered)
     table = {str(b): {k: med(k, b) for k in keys} for b in args.budgets}
     shown = [k for k in keys if k not in ("session_accuracy", "human_labels")]
     print(f"\n{'actions':>7} {'labels':>6} " + " ".join(f"{k[:12]:>12}" for k in shown))
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
     session = [r["session_with_rules"] for r in runs if "session_with_rules" in r]
     headline = {
         "benchmark": "weak_supervision", "dataset": name,
-        **{k: {b: table[b][k] for b in table} for k in keys[:6] + keys[-3:]},
+        **{k: {b: table[b][k] for b in table} for k in (*arms, *covered)},
         "random_rule_flagged": bool(flagged) and all(flagged),
         "random_rule_drop": float(np.median(drops)),
     }

@@ -28,18 +28,18 @@ from workbench.learn.calibrate import (
 from workbench.neighbors import build_knn_graph
 
 
-def sigmoid(x):
+def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
 def _synthetic(slope: float, n_groups: int = 40, per: int = 30, seed: int = 0):
-    """Features whose top logit says ``z`` while the truth is right with sigmoid(slope z)."""
+    """Features whose top logit says ``z`` while the truth is right with _sigmoid(slope z)."""
     rng = np.random.default_rng(seed)
     n = n_groups * per
     z = rng.normal(1.0, 1.5, n)
     feats = np.column_stack([z, rng.uniform(0, 1, n), rng.uniform(0, 1, n),
                              rng.normal(0, 1, n), rng.normal(0, 1, n)])
-    correct = rng.random(n) < sigmoid(slope * z)
+    correct = rng.random(n) < _sigmoid(slope * z)
     groups = np.repeat(np.arange(n_groups), per)
     return feats, correct, groups
 
@@ -50,7 +50,7 @@ def test_calibrator_fixes_over_and_under_confident_scores(slope):
     cal = fit_calibrator(feats, correct, groups)
     assert cal.kind == "logistic"
     test_f, test_y, _ = _synthetic(slope, seed=1)
-    raw = sigmoid(test_f[:, 0])
+    raw = _sigmoid(test_f[:, 0])
     fixed = cal.predict(test_f)
     assert expected_calibration_error(fixed, test_y) < 0.04
     assert expected_calibration_error(raw, test_y) > 0.08
@@ -70,13 +70,13 @@ def test_calibrator_is_never_worse_than_uncalibrated_on_its_own_check():
             assert cal.check["log_loss"] <= cal.check["log_loss_uncalibrated"]
             assert cal.check["log_loss"] <= cal.check["log_loss_constant"]
         if cal.kind == "identity":
-            np.testing.assert_allclose(cal.predict(feats), sigmoid(feats[:, 0]))
+            np.testing.assert_allclose(cal.predict(feats), _sigmoid(feats[:, 0]))
     # A model that extrapolates from clusters unlike the others loses to the raw score.
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(5), 20)
     z = rng.normal(0, 1, 100)
     spurious = np.repeat(np.array([-3.0, -1.0, 0.0, 1.0, 3.0]), 20)
-    correct = rng.random(100) < sigmoid(z)
+    correct = rng.random(100) < _sigmoid(z)
     correct[spurious == 3.0] = ~correct[spurious == 3.0]  # one cluster breaks the pattern
     feats = np.column_stack([z, np.zeros(100), np.ones(100), spurious, spurious * 2])
     cal = fit_calibrator(feats, correct, groups, l2=1e-3)

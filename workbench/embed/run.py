@@ -23,8 +23,6 @@ from .loader import make_image_loader
 
 __all__ = ["ENGINES", "ChunkWriter", "EmbedResult", "embed_items", "progress_bar"]
 
-#: Where the missing vectors are computed: this process, or a Ray cluster (.ray_engine).
-
 
 @dataclass
 class EmbedResult:

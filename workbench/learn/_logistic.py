@@ -1,13 +1,13 @@
-"""Ridge logistic regression and its small numeric helpers, for the confidence calibrator."""
+"""Ridge logistic regression for the confidence calibrator, and its log loss."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, logit
 
 
 def fit_logistic(z: np.ndarray, y: np.ndarray, l2: float, wt: np.ndarray | None = None,
-              iters: int = 50) -> np.ndarray:
+                 iters: int = 50) -> np.ndarray:
     """Ridge logistic regression by damped Newton steps: (F + 1,) intercept then weights.
 
     Each step is halved until the penalised loss goes down. A full Newton step diverged
@@ -47,14 +47,6 @@ def fit_logistic(z: np.ndarray, y: np.ndarray, l2: float, wt: np.ndarray | None 
         if moved < 1e-6:
             break
     return beta
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
-
-
-def logit(p: float) -> float:
-    return float(np.log(p / (1 - p)))
 
 
 def log_loss(p: np.ndarray, y: np.ndarray, wt: np.ndarray | None = None) -> float:

@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import expit, logit
 
 from .._config import (
     CAL_BOOTSTRAP,
@@ -42,7 +43,7 @@ from .._config import (
     CAL_MODEL_ERROR,
     CAL_UNKNOWN_CONFIDENCE,
 )
-from ._logistic import fit_logistic, log_loss, logit, sigmoid
+from ._logistic import fit_logistic, log_loss
 from .accuracy import estimate_accuracy, expected_calibration_error
 from .features import (
     FEATURES,
@@ -119,7 +120,7 @@ class Calibrator:
         if self.kind == "constant":
             return np.full(f.shape[0], self.rate)
         if self.kind == "identity":
-            return sigmoid(f[:, 0])
+            return expit(f[:, 0])
         z = self._z(f)
         p = _bounded(self.coef[0] + z @ self.coef[1:])
         if self.known_coef is not None:
@@ -160,7 +161,7 @@ class Calibrator:
         unsure = np.asarray(confidence) < CAL_UNKNOWN_CONFIDENCE
         if self.kind == "logistic" and self.known_coef is not None:
             z = self._z(f)
-            return unsure & (sigmoid(self.known_coef[0] + z @ self.known_coef[1:]) < 0.5)
+            return unsure & (expit(self.known_coef[0] + z @ self.known_coef[1:]) < 0.5)
         return (f[:, 3] < self.unknown_mass) & unsure
 
 
@@ -247,7 +248,7 @@ def fit_calibrator(features: np.ndarray, correct: np.ndarray, groups: np.ndarray
                                 gidx[train], units.size, wt[train], l2, []).predict(zt[test])
         oof[test] = p
         oof_const[test] = _shrunk_rate(y[train], gidx[train], np.unique(gidx[train]).size)
-    raw = sigmoid(f[:, 0])
+    raw = expit(f[:, 0])
     check = {
         **base,
         "log_loss": log_loss(oof, y), "log_loss_uncalibrated": log_loss(raw, y),
@@ -349,7 +350,7 @@ def _unknown_mass(f: np.ndarray, y: np.ndarray) -> float:
 def _bounded(x: np.ndarray) -> np.ndarray:
     """A fitted factor's probability, kept within ``CAL_BOUNDS``: a few dozen held-out
     clusters never justify certainty, and one confident miss costs a log loss of 10."""
-    return np.clip(sigmoid(x), CAL_BOUNDS[0], CAL_BOUNDS[1])
+    return np.clip(expit(x), CAL_BOUNDS[0], CAL_BOUNDS[1])
 
 
 def fallback_calibrator(n_features: int = len(FEATURES)) -> Calibrator:
