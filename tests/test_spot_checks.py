@@ -197,6 +197,70 @@ def test_spot_check_folds_hide_only_the_checks_and_leave_the_mix_alone():
     assert np.unique(one.fold[one.spot > 0]).size == 1 and (one.spot > 0).sum() == 90
 
 
+def _islands(seed: int = 0):
+    """3,000 items of class 0, 600 labelled, around 40 islands of 15 items (classes 1-4 in
+    turn), each known only by two spot checks: the checks are each other's support."""
+    rng = np.random.default_rng(seed)
+    d = 16
+    big = rng.normal(0, 1.0, (3000, d))
+    centres = rng.normal(0, 1.0, (40, d))
+    isl = (centres[:, None, :] + rng.normal(0, 0.4, (40, 15, d))).reshape(-1, d)
+    x = np.vstack([big, isl]).astype(np.float32)
+    y = np.r_[np.zeros(3000, np.int64), np.repeat(np.arange(40) % 4 + 1, 15)]
+    human = np.full(y.size, -1)
+    human[rng.choice(3000, 600, replace=False)] = 0
+    checks = np.concatenate([3000 + 15 * i + rng.choice(15, 2, replace=False)
+                             for i in range(40)])
+    human[checks] = y[checks]
+    return x, y, human, checks
+
+
+def test_spread_folds_are_even_and_part_near_points():
+    from workbench.learn.spot_checks import spread_folds
+
+    x, _, _, checks = _islands()
+    pts = x[checks]
+    fold = spread_folds(pts, 8, np.random.default_rng(2))
+    assert np.bincount(fold).tolist() == [10] * 8
+    d = ((pts[:, None] - pts[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nearest = d.argmin(axis=1)  # each check's partner on its island
+    assert (fold[nearest] != fold).all()
+    random = np.random.default_rng(2).permutation(checks.size) % 8
+    assert (random[nearest] == random).any()  # what chance alone does
+
+
+def test_spot_check_folds_keep_neighbouring_checks_apart():
+    """A check hidden with its island's other check has no support left and reads wrong,
+    while the island's unlabelled items, predicted with both checks, are all right: folds
+    drawn at random made the checks look worse than the machine labels they stand for."""
+    from workbench.learn import held_out_predictions, propagate
+    from workbench.neighbors import build_knn_graph
+
+    x, y, human, checks = _islands()
+    graph = build_knn_graph(x, k=10)
+    spot = np.zeros(y.size, bool)
+    spot[checks] = True
+
+    def hit_rate(vectors):
+        held = held_out_predictions(human, {"propagated": graph}, vectors=vectors, spot=spot)
+        rows = held.spot > 0
+        return float((held.proba["propagated"][rows].argmax(1) == held.truth[rows]).mean())
+
+    full = propagate(graph, human)
+    free = np.flatnonzero(human < 0)[3000 - 600:]  # the islands' unlabelled items
+    assert (full.classes[full.proba[free].argmax(1)] == y[free]).all()
+    alone = []  # each check hidden on its own: the situation of an unlabelled item
+    for c in checks[:16]:
+        h = human.copy()
+        h[c] = -1
+        p = propagate(graph, h)
+        alone.append(p.classes[p.proba[c].argmax()] == y[c])
+    assert np.mean(alone) == 1.0
+    assert hit_rate(None) < 0.9  # random folds: partners hidden together
+    assert hit_rate(x) >= 0.97
+
+
 def test_spot_check_records_on_both_stores(store):
     from workbench.labels.spot_checks import read_spot_checks, record_spot_checks
 

@@ -216,6 +216,9 @@ SPOT_CHECK_ENOUGH = 120
 #: every fold (mnist, 12 actions: with three folds the folds got .72 of the checks right
 #: where .93 of the unlabelled items were).
 SPOT_CHECK_FOLDS = 8
+#: ... and each check's this many nearest fellow checks are in other folds (an unlabelled
+#: item is predicted with every check present; see learn/spot_checks.spread_folds).
+SPOT_CHECK_APART = 3
 #: A spot check this many checks older weighs half as much: checks drawn long ago came from
 #: a pool that still held the hard items labelled since.
 SPOT_CHECK_HALF_LIFE = 100.0

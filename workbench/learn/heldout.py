@@ -138,8 +138,8 @@ def held_out_predictions(
     radius = (neighbour_radius(graphs[first])
               if first is not None and isinstance(graphs[first], KnnGraph) else None)
     jobs = [(f, fold == f, item_fold == f, False) for f in range(parts if folds >= 2 else 1)]
-    jobs += [(parts + j, np.zeros(lab.size, bool), m, True)
-             for j, m in enumerate(spot_check_folds(spot, lab, seed, one=folds < 2))]
+    spots = spot_check_folds(spot, lab, seed, one=folds < 2, vectors=vectors)
+    jobs += [(parts + j, np.zeros(lab.size, bool), m, True) for j, m in enumerate(spots)]
     for f, whole, alone, is_spot in jobs:
         hide = whole | alone
         if not hide.any():

@@ -35,6 +35,7 @@ from scipy.special import expit, logit
 from .._config import (
     CAL_BOOTSTRAP,
     CAL_BOUNDS,
+    SPOT_CHECK_APART,
     SPOT_CHECK_FOLDS,
     SPOT_CHECK_HALF_LIFE,
     SPOT_CHECK_PRIOR,
@@ -42,7 +43,7 @@ from .._config import (
 from .accuracy import expected_calibration_error
 from .calibrate import Calibrator
 
-__all__ = ["prior_coefficients", "recency_weights", "spot_check_folds",
+__all__ = ["prior_coefficients", "recency_weights", "spot_check_folds", "spread_folds",
            "spot_checked_calibrator", "with_spot_checks"]
 
 
@@ -148,24 +149,88 @@ def recency_weights(order: np.ndarray, half_life: float = SPOT_CHECK_HALF_LIFE) 
 
 
 def spot_check_folds(spot: np.ndarray | None, lab: np.ndarray, seed: int, *,
-                     one: bool = False) -> list[np.ndarray]:
-    """Masks over ``lab`` of the spot-check folds: the labelled spot-checked items split at
-    random into ``SPOT_CHECK_FOLDS`` folds (one per check with fewer checks); ``one``: a
-    single fold, for collections so large or with so many classes that the other checks
-    hide one split only (each fold costs about a retrain there)."""
+                     one: bool = False, vectors: np.ndarray | None = None) -> list[np.ndarray]:
+    """Masks over ``lab`` of the spot-check folds: the labelled spot-checked items split into
+    ``SPOT_CHECK_FOLDS`` folds (one per check with fewer checks); ``one``: a single fold,
+    for collections so large or with so many classes that the other checks hide one split
+    only (each fold costs about a retrain there).
+
+    With ``vectors`` (N, D), checks near each other go to different folds
+    (:func:`spread_folds`): an unlabelled item is predicted with every check present, so a
+    check must not lose its nearest fellow checks with it. Two checks of a small group the
+    other labels miss (MNIST, 10 actions: two 4s in a region of 9s) were each other's only
+    support; hidden together, both read wrong at 0.99, and the checks' hit rate fell from
+    0.93 to 0.78 between two retrains while 0.94 of the unlabelled items were right.
+    Without ``vectors``, at random."""
     if spot is None:
         return []
     mine = np.flatnonzero(np.asarray(spot, np.float64)[lab] > 0)
     if mine.size == 0:
         return []
     parts = 1 if one else min(mine.size, SPOT_CHECK_FOLDS)
-    part = np.random.default_rng(seed + 2).permutation(mine.size) % parts
+    rng = np.random.default_rng(seed + 2)
+    if vectors is None or parts < 2:
+        part = rng.permutation(mine.size) % parts
+    else:
+        part = spread_folds(np.asarray(vectors)[lab[mine]], parts, rng)
     out = []
     for j in range(parts):
         m = np.zeros(lab.size, bool)
         m[mine[part == j]] = True
         out.append(m)
     return out
+
+
+def spread_folds(points: np.ndarray, parts: int, rng: np.random.Generator, *,
+                 block: int = 1024) -> np.ndarray:
+    """(A,) fold of each of A points: folds of equal size (within one), and each point's
+    ``SPOT_CHECK_APART`` nearest points (Euclidean) in other folds as far as the sizes
+    allow: a greedy colouring of that neighbour graph in random order, then swaps that
+    remove what conflicts the sizes forced on the last points."""
+    a = points.shape[0]
+    k = min(SPOT_CHECK_APART, parts - 1, a - 1)
+    x = np.asarray(points, np.float32)
+    sq = np.einsum("ij,ij->i", x, x)
+    near = np.empty((a, k), np.int64)
+    for s in range(0, a, block):  # (block, A) distances at a time
+        d = sq[s:s + block, None] + sq[None, :] - 2.0 * (x[s:s + block] @ x.T)
+        d[np.arange(d.shape[0]), np.arange(s, s + d.shape[0])] = np.inf
+        near[s:s + block] = np.argpartition(d, k - 1, axis=1)[:, :k]
+    linked = [set() for _ in range(a)]
+    for i in range(a):
+        for j in near[i]:
+            linked[i].add(int(j))
+            linked[int(j)].add(i)
+    cap = -(-a // parts)
+    fold = np.full(a, -1, np.int64)
+    size = np.zeros(parts, np.int64)
+
+    def used(i: int) -> np.ndarray:
+        out = np.zeros(parts, bool)
+        for j in linked[i]:
+            if fold[j] >= 0:
+                out[fold[j]] = True
+        return out
+
+    for i in rng.permutation(a):
+        free = (size < cap) & ~used(i)
+        pick = np.flatnonzero(free if free.any() else size < cap)
+        f = int(pick[np.argmin(size[pick])])
+        fold[i] = f
+        size[f] += 1
+    for i in range(a):  # swap a conflicted point with one that fits where it is
+        mine = used(i)
+        if not mine[fold[i]]:
+            continue
+        for j in range(a):
+            fi, fj = fold[i], fold[j]
+            if fj == fi or mine[fj] or j in linked[i]:
+                continue
+            if any(fold[m] == fi for m in linked[j]):
+                continue
+            fold[i], fold[j] = fj, fi
+            break
+    return fold
 
 
 def spot_checked_calibrator(calibrator: Calibrator, held: Any, rows: np.ndarray,
