@@ -43,8 +43,8 @@ from .._config import (
 from .accuracy import expected_calibration_error
 from .calibrate import Calibrator
 
-__all__ = ["prior_coefficients", "recency_weights", "spot_check_folds", "spread_folds",
-           "spot_checked_calibrator", "with_spot_checks"]
+__all__ = ["prior_coefficients", "recency_weights", "spot_check_folds",
+           "spot_checked_calibrator", "spread_folds", "with_spot_checks"]
 
 
 def prior_coefficients(cal: Calibrator) -> np.ndarray:
