@@ -9,7 +9,12 @@ import polars as pl
 import pytest
 
 from workbench.learn import expected_calibration_error, fit_calibrator
-from workbench.learn.spot_checks import prior_coefficients, recency_weights, with_spot_checks
+from workbench.learn.spot_checks import (
+    prior_coefficients,
+    recency_weights,
+    stratified_draw,
+    with_spot_checks,
+)
 
 
 def _sigmoid(x):
@@ -276,8 +281,15 @@ def test_confidence_reads_as_accuracy_along_a_session_with_spot_checks(tmp_path)
     """The quickstart's start (cores of six clusters: the state where held-out labels alone
     leave confidence far off, see test_learn_calibration's xfail), then pages of
     suggestions labelled truthfully: from the fifth page on, the mean confidence of the
-    machine labels is within 0.05 of their measured accuracy, and the estimate's interval
-    holds the true accuracy of all labels."""
+    machine labels is within what its 30-42 labelled checks can resolve of their measured
+    accuracy (0.05, or two standard errors of the checks' hit rate where that is more), and
+    the estimate's interval holds the true accuracy of all labels.
+
+    A flat 0.05 passed or failed by the draw of checks: this flow under four annotator
+    names (each draws its own checks) gave a worst gap of .062, .100, .009 and under .05
+    with uniform draws, and .013, .024, .070 and .079 with stratified ones; at 30 checks
+    and 0.93 right, one standard error of the hit rate is .047. The calibration benchmark
+    scores the same thing over 3 seeds x 91 actions per data set."""
     from workbench.session import Workbench
 
     wb = Workbench.demo(tmp_path / "digits", background=False, layout="quick")
@@ -298,12 +310,61 @@ def test_confidence_reads_as_accuracy_along_a_session_with_spot_checks(tmp_path)
             guess = np.array([int(names[c].split()[1]) for c in wb.predictions.label])
             free = wb.labels.state.human < 0
             conf = wb.predictions.confidence[free]
-            gaps.append(abs(float(conf.mean()) - float((guess[free] == y[free]).mean())))
+            acc = float((guess[free] == y[free]).mean())
             est = wb.estimate()
+            checks = est["spot_checks"]["labelled"]
+            gaps.append(abs(float(conf.mean()) - acc)
+                        / max(0.05, 2 * np.sqrt(acc * (1 - acc) / max(checks, 1))))
             truth = float(np.where(free, guess == y, True).mean())
             inside.append(est["low"] <= truth <= est["high"])
-        assert max(gaps) < 0.05, gaps
+        assert max(gaps) < 1.0, gaps  # each gap over its tolerance
         assert np.mean(inside) >= 0.85, inside
         assert wb.estimate()["spot_checks"]["labelled"] >= 30
     finally:
         wb.close()
+
+
+def test_stratified_draw_gives_every_item_the_same_chance_one_per_stretch():
+    """Every item of the pool is drawn as often as in a uniform draw (k/P), and each draw
+    holds exactly one item of each of the k stretches of the pool ranked by score."""
+    rng = np.random.default_rng(0)
+    pool = rng.choice(1000, size=60, replace=False)
+    score = rng.random(60)
+    ranked = pool[np.argsort(score)]
+    stretch = {int(item): i // 10 for i, item in enumerate(ranked)}
+    counts = dict.fromkeys(pool.tolist(), 0)
+    draws = 6000
+    for _ in range(draws):
+        got = stratified_draw(pool, score, 6, rng)
+        assert got.size == 6 and np.unique(got).size == 6 and np.isin(got, pool).all()
+        assert sorted(stretch[int(i)] for i in got) == list(range(6))
+        for i in got:
+            counts[int(i)] += 1
+    share = np.array(list(counts.values())) / draws
+    assert np.abs(share - 0.1).max() < 0.02, share  # binomial sd 0.004
+
+
+def test_stratified_draw_edges():
+    rng = np.random.default_rng(1)
+    assert stratified_draw(np.array([5, 3]), np.array([0.2, 0.1]), 6, rng).tolist() == [3, 5]
+    assert stratified_draw(np.array([5, 3]), np.array([0.2, 0.1]), 0, rng).size == 0
+    for _ in range(200):  # stretches shorter than two items: no item twice, all k drawn
+        got = stratified_draw(np.arange(7), np.arange(7.0), 6, rng)
+        assert np.unique(got).size == 6
+
+
+def test_stratified_checks_read_the_machine_accuracy_with_less_spread():
+    """36 checks of a population whose items are right with the chance their score says:
+    stratified on the score, the checks' hit rate is as unbiased as a uniform draw's and
+    spreads less around the population's accuracy."""
+    f, right = _population(10_000, 0.0, seed=3)
+    score = f[:, 0]
+    pool = np.arange(right.size)
+    rng = np.random.default_rng(4)
+    uniform = [right[rng.choice(pool, 36, replace=False)].mean() for _ in range(3000)]
+    strat = [right[np.concatenate([stratified_draw(pool, score, 6, rng) for _ in range(6)])]
+             .mean() for _ in range(3000)]
+    acc = right.mean()
+    assert abs(np.mean(strat) - acc) < 0.005 and abs(np.mean(uniform) - acc) < 0.005
+    # 0.86 here: the share of the spread that the ranking explains is gone
+    assert np.std(strat) < 0.9 * np.std(uniform), (np.std(strat), np.std(uniform))

@@ -195,8 +195,12 @@ class Queues:
                 else max(SPOT_CHECK_SHARE, SPOT_CHECK_SHARE_FIRST))
 
     def _spot_check_draw(self, k: int, exclude: np.ndarray, page: np.ndarray) -> np.ndarray:
-        """``k`` unlabelled items drawn uniformly (not excluded, not on ``page``), with a
-        prediction; the same draw for the same labels (``claim=False`` shows the page)."""
+        """``k`` unlabelled items (not excluded, not on ``page``) with a prediction, each
+        as likely as any other, stratified on the machine's confidence
+        (:func:`~workbench.learn.spot_checks.stratified_draw`); the same draw for the same
+        labels (``claim=False`` shows the page)."""
+        from .learn.spot_checks import stratified_draw
+
         pred = self.predictions
         if k <= 0 or pred is None:
             return np.zeros(0, np.int64)
@@ -208,7 +212,7 @@ class Queues:
         labelled = int((self.labels.state.human >= 0).sum())
         who = zlib.crc32(str(self.labels.annotator).encode())  # annotators draw apart
         rng = np.random.default_rng([SPOT_CHECK_SEED, labelled, int(page.size), who])
-        return np.sort(rng.choice(pool, size=min(k, pool.size), replace=False))
+        return stratified_draw(pool, pred.confidence[pool], k, rng)
 
     def _record_spot_checks(self, spot: np.ndarray) -> None:
         """What the machine says of the served spot checks now (label, confidence), beside
