@@ -13,7 +13,7 @@ import polars as pl
 
 from .._config import RULE_ACCURACY_Z, RULE_CHECK_MIN_VOTES
 
-__all__ = ["class_coverage", "rule_flags", "rule_stats", "wilson_interval"]
+__all__ = ["chance_rates", "class_coverage", "rule_flags", "rule_stats", "wilson_interval"]
 
 
 def wilson_interval(correct: np.ndarray, total: np.ndarray, z: float = RULE_ACCURACY_Z
@@ -66,6 +66,30 @@ def rule_flags(correct: np.ndarray, labelled: np.ndarray, base_rate: np.ndarray,
     return judged & ((high < base) | ((labelled >= min_votes) & (low <= base)))
 
 
+def chance_rates(votes: np.ndarray, human: np.ndarray, rule_class: np.ndarray) -> np.ndarray:
+    """(R,) what each rule's votes on the human-labelled items would hit at random: the mean,
+    over those votes, of the share its voted class has among the human labels. For a rule
+    voting one class that is its class's share; a rule voting several classes (a Python
+    rule, votes at random) is judged against the classes it actually voted (scored against
+    its first class's share alone, a random two-class rule read as better than chance when
+    that class was the rarer one). Without labelled votes, the share of ``rule_class``
+    (NaN: no human labels, or the class is gone)."""
+    votes = np.asarray(votes, np.int64)
+    human = np.asarray(human, np.int64)
+    lab = np.flatnonzero(human >= 0)
+    names, counts = np.unique(human[lab], return_counts=True)
+    freq = dict(zip(names.tolist(), (counts / max(lab.size, 1)).tolist(), strict=True))
+    out = np.full(votes.shape[1], np.nan)
+    for j, c in enumerate(np.asarray(rule_class, np.int64).tolist()):
+        said = votes[lab, j]
+        said = said[said >= 0]
+        if said.size:
+            out[j] = float(np.mean([freq.get(k, 0.0) for k in said.tolist()]))
+        elif lab.size and c >= 0:
+            out[j] = freq.get(c, 0.0)
+    return out
+
+
 def rule_stats(votes: np.ndarray, enabled: np.ndarray, rule_class: np.ndarray,
                human: np.ndarray) -> pl.DataFrame:
     """One row per rule (the columns of ``votes``) with its statistics.
@@ -85,7 +109,8 @@ def rule_stats(votes: np.ndarray, enabled: np.ndarray, rule_class: np.ndarray,
     class), ``labelled`` (human-labelled items it votes on), ``correct`` (of those, where
     its class is the human label), ``accuracy`` with its 90% Wilson interval
     ``accuracy_low``/``accuracy_high`` (null when ``labelled`` is 0), ``base_rate`` (the
-    share of its class among the human labels: what random votes would hit) and
+    share of its class among the human labels: what random votes would hit;
+    :func:`chance_rates`) and
     ``flagged``: the human labels do not show the rule beats that share (see
     :func:`rule_flags`: with ``RULE_CHECK_MIN_VOTES`` labelled votes, ``accuracy_low`` at or
     below ``base_rate``; with fewer, ``accuracy_high`` below it). A rule for a rare class is
@@ -109,9 +134,7 @@ def rule_stats(votes: np.ndarray, enabled: np.ndarray, rule_class: np.ndarray,
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(labelled > 0, correct / np.maximum(labelled, 1), np.nan)
     low, high = wilson_interval(correct, labelled)
-    known = human[human >= 0]
-    base = np.array([(known == c).mean() if known.size and c >= 0 else np.nan
-                     for c in np.asarray(rule_class)], np.float64)
+    base = chance_rates(votes, human, rule_class)
     flagged = rule_flags(correct, labelled, base)
     share = 1.0 / max(n, 1)
     return pl.DataFrame({
