@@ -295,7 +295,7 @@ def check_rules(votes: np.ndarray, human: np.ndarray, *, folds: int = RULE_CHECK
     label is then read with every rule, and with each rule's term left out in turn (the
     fold's fitted confusions kept).
     """
-    from ..rules.analysis import rule_flags
+    from ..rules.analysis import chance_rates, rule_flags
 
     v = _check_votes(votes)
     n, r = v.shape
@@ -345,7 +345,7 @@ def check_rules(votes: np.ndarray, human: np.ndarray, *, folds: int = RULE_CHECK
                                                     strict=True)}
     precision, lift_z = np.full(r, np.nan), np.zeros(r)
     on_lab = np.zeros(r, np.int64)
-    hits, chance = np.zeros(r), np.full(r, np.nan)
+    hits = np.zeros(r)
     for j in range(r):
         at = lab[v[lab, j] >= 0]
         on_lab[j] = at.size
@@ -354,10 +354,10 @@ def check_rules(votes: np.ndarray, human: np.ndarray, *, folds: int = RULE_CHECK
         hits[j] = float((v[at, j] == human[at]).sum())
         b = np.array([freq.get(int(k), 0.0) for k in v[at, j]])
         precision[j] = hits[j] / at.size
-        chance[j] = float(b.mean())
         sd = float(np.sqrt((b * (1 - b)).sum()))
         lift_z[j] = (hits[j] - b.sum()) / sd if sd > 0 else 0.0
-    flagged = rule_flags(hits, on_lab, chance)
+    # The chance the flag compares with is the rules table's (one function for both).
+    flagged = rule_flags(hits, on_lab, chance_rates(v, human, np.full(r, -1)))
     denom = max(n_cov, 1)
     return RuleCheck(gain, t, right_with / denom, right_without / denom, precision, lift_z,
                      on_lab, flagged, n_cov)

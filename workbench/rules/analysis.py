@@ -108,9 +108,9 @@ def rule_stats(votes: np.ndarray, enabled: np.ndarray, rule_class: np.ndarray,
     it and another rule vote on), ``conflicts`` (share where another rule votes another
     class), ``labelled`` (human-labelled items it votes on), ``correct`` (of those, where
     its class is the human label), ``accuracy`` with its 90% Wilson interval
-    ``accuracy_low``/``accuracy_high`` (null when ``labelled`` is 0), ``base_rate`` (the
-    share of its class among the human labels: what random votes would hit;
-    :func:`chance_rates`) and
+    ``accuracy_low``/``accuracy_high`` (null when ``labelled`` is 0), ``base_rate`` (what its
+    votes would hit at random: its class's share of the human labels, for a rule of
+    several classes the mean share of those it voted; :func:`chance_rates`) and
     ``flagged``: the human labels do not show the rule beats that share (see
     :func:`rule_flags`: with ``RULE_CHECK_MIN_VOTES`` labelled votes, ``accuracy_low`` at or
     below ``base_rate``; with fewer, ``accuracy_high`` below it). A rule for a rare class is
