@@ -26,6 +26,13 @@ least 0.9 right (12 checkpoints are few: a perfect 90% interval misses 2 or more
 third of the time). The label-efficiency accuracy
 of the same run is reported as in benchmark 1.
 
+Where an ECE comes from (``table``, per checkpoint): ``level_error``, the mean confidence
+minus the share right (what the spot checks' hit rate pins); ``shape_ece``, the ECE left
+once every confidence is shifted by one amount on the logit scale so that the mean is right
+(what no estimate of the level can remove: the shape of confidence against features); and
+the top bin (confidence at least 14/15): its share of the items, mean confidence and
+share right.
+
     .venv/bin/python benchmarks/calibration.py --dataset mnist-test
 """
 
@@ -44,11 +51,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _data import add_data_arguments, load_from_args
 from label_efficiency import BUDGETS, at_budget, run_policy
+from scipy.special import expit, logit
 
 from workbench.learn.calibrate import expected_calibration_error
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EXPORT_AT = 0.9
+TOP_BIN = 14 / 15  # the last of the ECE's 15 bins
+
+
+def shape_ece(conf: np.ndarray, right: np.ndarray) -> float:
+    """ECE after shifting every confidence by the one logit offset that makes their mean the
+    share right: the part of the error a perfect level cannot remove."""
+    z = logit(np.clip(np.asarray(conf, np.float64), 1e-6, 1 - 1e-6))
+    target = float(np.mean(right))
+    lo, hi = -20.0, 20.0
+    for _ in range(80):  # the mean is increasing in the offset: bisection
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if float(expit(z + mid).mean()) > target else (mid, hi)
+    return expected_calibration_error(expit(z + (lo + hi) / 2), right)
 
 
 def score_point(wb, me, y: np.ndarray) -> dict:
@@ -69,9 +90,14 @@ def score_point(wb, me, y: np.ndarray) -> dict:
     est = wb.estimate(EXPORT_AT)
     sel = conf >= EXPORT_AT
     unknown = getattr(pred, "unknown", None)
+    top = conf >= TOP_BIN
     out.update(
         ece=expected_calibration_error(conf, right),
         mean_confidence=float(conf.mean()), machine_accuracy=float(right.mean()),
+        level_error=float(conf.mean() - right.mean()), shape_ece=shape_ece(conf, right),
+        top_share=float(top.mean()),
+        top_confidence=float(conf[top].mean()) if top.any() else None,
+        top_accuracy=float(right[top].mean()) if top.any() else None,
         unknown_class_share=float((~known).mean()),
         unknown_class_confidence=float(conf[~known].mean()) if (~known).any() else None,
         flagged_unknown=(float(np.asarray(unknown)[free][~known].mean())
@@ -91,11 +117,14 @@ def score_point(wb, me, y: np.ndarray) -> dict:
     return out
 
 
-def summarise(curves: list[list[dict]], budgets: tuple[int, ...]) -> dict:
-    def med(values):
-        values = [v for v in values if v is not None]
-        return float(np.median(values)) if values else None
+def med_of(values: list) -> float | None:
+    """The median of the values that are not None (None: none are)."""
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
 
+
+def summarise(curves: list[list[dict]], budgets: tuple[int, ...]) -> dict:
+    med = med_of
     table = {}
     for b in budgets:
         pts = [at_budget(c, b) for c in curves]
@@ -117,6 +146,13 @@ def summarise(curves: list[list[dict]], budgets: tuple[int, ...]) -> dict:
             "machine_accuracy": med([e.get("machine_accuracy") for e in ex]),
             "unknown_class_share": med([e.get("unknown_class_share") for e in ex]),
             "unknown_class_confidence": med([e.get("unknown_class_confidence") for e in ex]),
+            "level_error": med([e.get("level_error") for e in ex]),
+            "abs_level_error": med([abs(e["level_error"]) for e in ex
+                                    if e.get("level_error") is not None]),
+            "shape_ece": med([e.get("shape_ece") for e in ex]),
+            "top_share": med([e.get("top_share") for e in ex]),
+            "top_confidence": med([e.get("top_confidence") for e in ex]),
+            "top_accuracy": med([e.get("top_accuracy") for e in ex]),
         }
     return table
 
@@ -134,6 +170,10 @@ def along_session(curves: list[list[dict]], start: int) -> dict:
         "interval_coverage": float(np.mean(inside)) if inside else None,
         "ece_at_most_0.05": float(np.mean(np.asarray(eces) <= 0.05)) if eces else None,
         "ece_median": float(np.median(eces)) if eces else None,
+        "abs_level_error_median": med_of([abs(e["level_error"]) for e in ex
+                                          if e.get("level_error") is not None]),
+        "shape_ece_median": med_of([e["shape_ece"] for e in ex
+                                    if e.get("shape_ece") is not None]),
         "export_at_least_0.9": (float(np.mean(np.asarray(exported) >= EXPORT_AT))
                                 if exported else None),
     }
@@ -142,7 +182,8 @@ def along_session(curves: list[list[dict]], start: int) -> dict:
 def print_table(table: dict) -> None:
     print(f"\n{'actions':>7} {'accuracy':>8} {'ECE':>6} {'(max)':>6} {'conf':>6} {'right':>6} "
           f"{'estimate':>8} {'90% interval':>15} {'truth':>6} {'inside':>7} "
-          f"{'export@.9':>9} {'its acc':>7} {'unk cls':>7}")
+          f"{'export@.9':>9} {'its acc':>7} {'unk cls':>7} {'|level|':>7} {'shape':>6} "
+          f"{'top':>5} {'conf':>6} {'right':>6}")
 
     def f(v, w=6, d=3):
         return f"{v:{w}.{d}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"
@@ -153,7 +194,9 @@ def print_table(table: dict) -> None:
               f"{f(r['mean_confidence'])} {f(r['machine_accuracy'])} {f(r['estimate'], 8)} "
               f"[{f(r['low'])}, {f(r['high'])}] {f(r['truth'])} {inside:>7} "
               f"{f(r['export_count'], 9, 0)} {f(r['export_accuracy'], 7)} "
-              f"{f(r['unknown_class_share'], 7)}")
+              f"{f(r['unknown_class_share'], 7)} {f(r['abs_level_error'], 7)} "
+              f"{f(r['shape_ece'])} {f(r['top_share'], 5, 2)} {f(r['top_confidence'])} "
+              f"{f(r['top_accuracy'])}")
 
 
 def main(argv: list[str] | None = None) -> dict:
