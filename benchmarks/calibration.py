@@ -117,14 +117,13 @@ def score_point(wb, me, y: np.ndarray) -> dict:
     return out
 
 
-def med_of(values: list) -> float | None:
+def med(values: list) -> float | None:
     """The median of the values that are not None (None: none are)."""
     values = [v for v in values if v is not None]
     return float(np.median(values)) if values else None
 
 
 def summarise(curves: list[list[dict]], budgets: tuple[int, ...]) -> dict:
-    med = med_of
     table = {}
     for b in budgets:
         pts = [at_budget(c, b) for c in curves]
@@ -169,11 +168,10 @@ def along_session(curves: list[list[dict]], start: int) -> dict:
         "points": len(inside),
         "interval_coverage": float(np.mean(inside)) if inside else None,
         "ece_at_most_0.05": float(np.mean(np.asarray(eces) <= 0.05)) if eces else None,
-        "ece_median": float(np.median(eces)) if eces else None,
-        "abs_level_error_median": med_of([abs(e["level_error"]) for e in ex
-                                          if e.get("level_error") is not None]),
-        "shape_ece_median": med_of([e["shape_ece"] for e in ex
-                                    if e.get("shape_ece") is not None]),
+        "ece_median": med(eces),
+        "abs_level_error_median": med([abs(e["level_error"]) for e in ex
+                                       if e.get("level_error") is not None]),
+        "shape_ece_median": med([e.get("shape_ece") for e in ex]),
         "export_at_least_0.9": (float(np.mean(np.asarray(exported) >= EXPORT_AT))
                                 if exported else None),
     }
